@@ -1,0 +1,525 @@
+"""The drill clock: the 60-minute time box, its four blocks, and what the learner did in each.
+
+    clock = grader.clock.start("01_nt_xent")  # near the top: the schedule; starts or resumes
+    clock.status()                            # the block you are in, time left in it and overall
+    clock.mark("implement")                   # optional: say when you move on to a block
+    clock.reset()                             # start the hour again
+    clock.summary(rubric="...")               # the last cell: time per block, scores, rubric
+
+The state is a small JSON file beside the notebook (the kernel's working directory), so the clock
+survives a kernel restart: run the start cell again and it carries on. The file is replaced
+atomically, and a damaged one is salvaged or started afresh, never a crash. Nothing runs in the
+background: every figure is computed when asked for. `grader.check` records each score here and,
+when a person is at the keyboard, shows the status as an output of its own (never inside the
+report, whose output the notebook tests compare). CONTRASTIVE_DRILLS_CLOCK=off turns the clock
+off: no file, no status lines (the batch grader sets it in the kernels it starts).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV = "CONTRASTIVE_DRILLS_CLOCK"  # "off": no state file, no status lines
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Block:
+    key: str
+    title: str
+    minutes: int
+    produces: str
+
+
+SCHEDULE = (
+    Block("read", "read the paper", 15, "the key equation, the central claim, the findings"),
+    Block("explain", "explain it out loud", 5, "a one-paragraph pitch; answers to the probes"),
+    Block("implement", "implement", 30, "the blank functions, filled"),
+    Block("sanity-check", "sanity-check", 10, "every grader check passing, each talked through"),
+)
+TOTAL_MINUTES = sum(b.minutes for b in SCHEDULE)
+KEYS = [b.key for b in SCHEDULE]
+# A state file older than this belongs to an earlier attempt: the start cell begins a new one.
+STALE_AFTER = 12 * 3600
+
+DEFAULT_RUBRIC = """\
+3  every check passes inside the hour; you can explain each check and write the equation
+2  every check passes, but an explanation is shaky or needed a hint, or the hour ran out
+1  the code runs, but some checks still fail
+0  the code does not run, or fails the basic cases"""
+
+_current: Clock | None = None
+
+
+def _mmss(seconds: float, *, up: bool = False) -> str:
+    """m:ss; time left is rounded up (a fresh start shows 15:00 left, not 14:59)."""
+    seconds = max(0, math.ceil(seconds) if up else int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _window(index: int) -> tuple[int, int]:
+    """Scheduled start and end of block `index`, in seconds from the start."""
+    start = sum(b.minutes for b in SCHEDULE[:index]) * 60
+    return start, start + SCHEDULE[index].minutes * 60
+
+
+def _disabled() -> bool:
+    return os.environ.get(ENV, "").strip().lower() in {"off", "0", "false", "no"}
+
+
+def _someone_watching() -> bool:
+    """True unless this is a Jupyter kernel executing a request that cannot ask for input.
+
+    Notebook front ends (JupyterLab, Notebook, Colab, VS Code) send execute requests that allow
+    input(); automatic runners (nbclient, nbval, papermill) do not. A time-dependent status line
+    in the grader cell is useful to the first and would break nbval's output comparison for the
+    second. Outside a kernel (a script, a terminal) the line is always shown.
+    """
+    shell = sys.modules.get("IPython") and _ipython()
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
+        return True
+    return bool(getattr(kernel, "_allow_stdin", True))
+
+
+def _ipython():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _show(obj) -> None:
+    """Display obj as its own output: rich in Jupyter, its text anywhere else."""
+    shell = _ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        from IPython.display import display
+
+        display(obj)
+    else:
+        print(repr(obj))
+
+
+class _Text:
+    """Something shown as text in a terminal and as HTML in Jupyter."""
+
+    def __init__(self, text: str, html_text: str):
+        self.text, self.html = text, html_text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+class Status(_Text):
+    """Where the learner is in the hour (a snapshot; see `Clock.status`)."""
+
+    def __init__(self, text: str, html_text: str, *, block: str | None, block_left: float,
+                 left: float, elapsed: float):
+        super().__init__(text, html_text)
+        self.block, self.block_left, self.left, self.elapsed = block, block_left, left, elapsed
+
+
+class Summary(_Text):
+    """The end-of-drill summary; `data` holds the figures behind the text."""
+
+    def __init__(self, text: str, html_text: str, data: dict):
+        super().__init__(text, html_text)
+        self.data = data
+
+
+# -- the state file ------------------------------------------------------------------------------
+
+
+def state_path(drill: str, directory=None) -> Path:
+    return Path(directory if directory is not None else os.getcwd()) / f".drill-clock-{drill}.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a reader sees the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".tmp.json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+_NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+
+
+def _salvage(text: str) -> dict | None:
+    """The start time from a damaged file (cut short by a crash, say), or None.
+
+    `started` is written near the front of the file precisely so that it survives a truncation.
+    """
+    m = re.search(r'"started"\s*:\s*' + _NUMBER, text)
+    return {"started": float(m.group(1))} if m else None
+
+
+def _valid_start(value, now: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 < value <= now + 60)
+
+
+def load_state(path: Path, now: float) -> tuple[dict | None, str]:
+    """Read a state file: (state or None, a note on what happened if it was not clean)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"could not read {path.name} ({exc}); starting afresh"
+    try:
+        state = json.loads(text)
+        if not isinstance(state, dict) or not _valid_start(state.get("started"), now):
+            raise ValueError("no valid start time")
+    except ValueError:
+        salvaged = _salvage(text)
+        if salvaged and _valid_start(salvaged["started"], now):
+            return salvaged, f"{path.name} was damaged; recovered the start time, lost the rest"
+        return None, f"{path.name} was damaged beyond repair; starting afresh"
+    clean = {"started": float(state["started"])}
+    marks = state.get("marks")
+    if isinstance(marks, dict):
+        clean["marks"] = {k: float(v) for k, v in marks.items()
+                          if k in KEYS and isinstance(v, (int, float)) and math.isfinite(v)}
+    scores = state.get("scores")
+    if isinstance(scores, dict):
+        clean["scores"] = {k: _clean_score(v) for k, v in scores.items() if isinstance(v, dict)}
+    return clean, ""
+
+
+def _clean_score(entry: dict) -> dict:
+    """Only the fields the clock writes, with the types it writes (a hand-edited file may lie)."""
+    def number(value):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return value if ok and math.isfinite(value) else None
+
+    clean = {k: number(entry.get(k)) for k in ("first", "last", "all_passed")}
+    clean.update({k: int(number(entry.get(k)) or 0) for k in ("passed", "total", "runs")})
+    clean["diagnosis"] = entry.get("diagnosis") if isinstance(entry.get("diagnosis"), str) else ""
+    return clean
+
+
+# -- the clock -----------------------------------------------------------------------------------
+
+
+class Clock:
+    """One drill's hour. Times are seconds since the epoch from `now()` (injectable for tests)."""
+
+    def __init__(self, drill: str, directory=None, *, now=time.time, persist: bool = True):
+        self.drill = drill
+        self.now = now
+        self.enabled = not _disabled()
+        self.persist = persist and self.enabled
+        self.path = state_path(drill, directory)
+        self.note = ""  # what happened on loading, shown once by start()
+        self.resumed = False
+        self.started = now()
+        self.marks: dict[str, float] = {}  # block key -> when the learner said they moved to it
+        self.scores: dict[str, dict] = {}
+        if self.persist:
+            state, self.note = load_state(self.path, self.started)
+            if state is not None and self.started - state["started"] > STALE_AFTER:
+                hours = (self.started - state["started"]) / 3600
+                self.note = (f"the last attempt started {hours:.0f} hours ago; "
+                             "this is a new one")
+            elif state is not None:
+                self.resumed = True
+                self.started = state["started"]
+                self.marks = state.get("marks", {})
+                self.scores = state.get("scores", {})
+            self._save()
+
+    # state ---------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        if not self.persist:
+            return
+        state = {"started": self.started, "drill": self.drill, "format": FORMAT,
+                 "marks": self.marks, "scores": self.scores}
+        try:
+            _write_atomic(self.path, json.dumps(state, indent=1) + "\n")
+        except OSError as exc:  # a read-only folder: keep time in memory only
+            self.persist = False
+            print(f"(the drill clock cannot save its state: {exc}; it will not survive a restart)")
+
+    def reset(self) -> Status:
+        """Start the hour again from now: forget the marks and the scores."""
+        self.started, self.marks, self.scores = self.now(), {}, {}
+        self.resumed = False
+        self._save()
+        return self.status()
+
+    def mark(self, block: str) -> Status:
+        """Say that you are moving on to `block` ("explain", "implement" or "sanity-check")."""
+        if block not in KEYS:
+            raise ValueError(f"unknown block {block!r}; the blocks are {', '.join(KEYS)}")
+        self.marks.setdefault(block, self.now() - self.started)
+        self._save()
+        return self.status()
+
+    def record(self, report) -> None:
+        """Keep a grader report's score (called by grader.check)."""
+        at = self.now() - self.started
+        entry = self.scores.get(report.graded_name, {})
+        total = len(report.results)
+        entry.update(passed=report.n_passed, total=total, last=at,
+                     runs=int(entry.get("runs", 0)) + 1,
+                     diagnosis="" if report.passed else report.diagnosis)
+        if report.implemented and entry.get("first") is None:
+            entry["first"] = at  # the first run on written code: sanity-checking has begun
+        if report.passed and entry.get("all_passed") is None:
+            entry["all_passed"] = at
+        self.scores[report.graded_name] = entry
+        self._save()
+
+    # reading -------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return max(0.0, self.now() - self.started)
+
+    def status(self) -> Status:
+        """The block the schedule puts you in, the time left in it and in the hour."""
+        t = self.elapsed()
+        left = TOTAL_MINUTES * 60 - t
+        if not self.enabled:
+            text = f"[clock] {self.drill}: the drill clock is off ({ENV}=off)"
+            return Status(text, html.escape(text), block=None, block_left=0, left=0, elapsed=0)
+        for i, b in enumerate(SCHEDULE):
+            start, end = _window(i)
+            if t < end:
+                text = (f"[clock] {self.drill}: {_mmss(t)} in. Block {i + 1}/4, {b.title} "
+                        f"({start // 60}-{end // 60} min): {_mmss(end - t, up=True)} left in "
+                        f"it, {_mmss(left, up=True)} left in the hour.")
+                bar = _bar_html(t)
+                html_text = (f"<div style='font-family:monospace'>&#9201; <b>{_mmss(t)}</b> in "
+                             f"&middot; block {i + 1}/4 <b>{html.escape(b.title)}</b>: "
+                             f"{_mmss(end - t, up=True)} left in it &middot; "
+                             f"{_mmss(left, up=True)} left in the hour"
+                             f"{bar}</div>")
+                return Status(text, html_text, block=b.key, block_left=end - t, left=left,
+                              elapsed=t)
+        text = (f"[clock] {self.drill}: {_mmss(t)} in: the 60-minute time box ended "
+                f"{_mmss(-left)} ago. Finish up, or clock.reset() to start a new attempt.")
+        return Status(text, html.escape(text).replace("[clock]", "&#9201;"), block=None,
+                      block_left=0, left=left, elapsed=t)
+
+    def __repr__(self) -> str:
+        return repr(self.status())
+
+    def _repr_html_(self) -> str:
+        return self.status()._repr_html_()
+
+    def schedule(self) -> _Text:
+        rows = [f"{'time':<11} {'block':<20} what you produce"]
+        cells = []
+        for i, b in enumerate(SCHEDULE):
+            start, end = _window(i)
+            span = f"{_hm(start)}-{_hm(end)}"
+            rows.append(f"{span:<11} {b.title:<20} {b.produces}")
+            cells.append(f"<tr><td>{span}</td><td>{html.escape(b.title)}</td>"
+                         f"<td style='text-align:left'>{html.escape(b.produces)}</td></tr>")
+        head = f"Drill {self.drill}: {TOTAL_MINUTES} minutes in four blocks"
+        html_text = (f"<p><b>{html.escape(head)}</b></p><table><tr><th>time</th><th>block</th>"
+                     f"<th style='text-align:left'>what you produce</th></tr>{''.join(cells)}"
+                     "</table>")
+        return _Text(head + "\n" + "\n".join(rows), html_text)
+
+    def blocks(self) -> list[dict]:
+        """Time spent per block against the schedule, as far as the clock can tell.
+
+        A block starts when the learner marks it; the sanity-check block also starts at the
+        first grader run. Blocks with no known start are merged into the one before them.
+        """
+        end = self.elapsed()
+        starts = dict(self.marks)
+        firsts = [s["first"] for s in self.scores.values()
+                  if isinstance(s.get("first"), (int, float))]
+        if firsts:
+            starts["sanity-check"] = min(starts.get("sanity-check", math.inf), min(firsts))
+        starts["read"] = 0.0
+        groups: list[dict] = []
+        for b in SCHEDULE:
+            begin = starts.get(b.key)
+            if begin is not None and (not groups or begin >= groups[-1]["start"]):
+                groups.append({"blocks": [b.key], "start": begin, "planned": b.minutes * 60})
+            else:
+                groups[-1]["blocks"].append(b.key)
+                groups[-1]["planned"] += b.minutes * 60
+        for g, nxt in zip(groups, groups[1:] + [None], strict=True):
+            g["spent"] = max(0.0, (nxt["start"] if nxt else end) - g["start"])
+        return groups
+
+    def summary(self, rubric: str | None = None) -> Summary:
+        """Time per block against the schedule, the score per graded name, and the rubric."""
+        t = self.elapsed()
+        groups = self.blocks() if self.enabled else []
+        names = sorted(self.scores)
+        all_pass = bool(names) and all(self.scores[n].get("all_passed") is not None for n in names)
+        finished_at = max((self.scores[n]["all_passed"] for n in names), default=None) \
+            if all_pass else None
+        if not names:
+            ceiling = 0
+        elif all_pass:
+            ceiling = 3 if (not self.enabled or finished_at <= TOTAL_MINUTES * 60) else 2
+        else:
+            ceiling = 1 if any(self.scores[n].get("passed", 0) for n in names) else 0
+        rubric_text = (rubric or DEFAULT_RUBRIC).strip()
+
+        lines = [f"Drill {self.drill}: summary"]
+        if self.enabled:
+            verdict = (f"{_mmss(t)} used of {TOTAL_MINUTES}:00"
+                       + (f" (over by {_mmss(t - TOTAL_MINUTES * 60)})"
+                          if t > TOTAL_MINUTES * 60 else ""))
+            lines += ["", f"Time: {verdict}", f"  {'block':<40} {'planned':>8} {'yours':>8}"]
+            for g in groups:
+                label = " + ".join(g["blocks"])
+                lines.append(f"  {label:<40} {_mmss(g['planned']):>8} {_mmss(g['spent']):>8}")
+            if len(groups) < len(SCHEDULE):
+                lines.append("  (blocks joined by + had no mark between them: "
+                             "clock.mark(\"explain\") etc. splits them)")
+        else:
+            lines += ["", f"Time: not measured ({ENV}=off)"]
+        lines += ["", "Grader:"]
+        if not names:
+            lines.append("  no grader cell has run yet")
+        for n in names:
+            s = self.scores[n]
+            when = (f"all passing at {_mmss(s['all_passed'])}" if s.get("all_passed") is not None
+                    else f"latest: {s.get('diagnosis') or 'not passing yet'}")
+            lines.append(f"  {n:<24} {s.get('passed', 0)}/{s.get('total', 0)} checks, "
+                         f"{s.get('runs', 0)} run(s); {when}")
+        lines += ["", "Rubric (grade yourself):", *("  " + r for r in rubric_text.splitlines()),
+                  "", f"The checks and the clock allow you at most {ceiling}; "
+                  "your explanations decide the rest."]
+
+        data = {"drill": self.drill, "elapsed": t, "blocks": groups, "scores": self.scores,
+                "ceiling": ceiling, "rubric": rubric_text}
+        return Summary("\n".join(lines), _summary_html(self, t, groups, names, rubric_text,
+                                                       ceiling), data)
+
+
+def _hm(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"
+
+
+def _bar_html(t: float) -> str:
+    """A thin progress bar of the hour, one segment per block."""
+    colours = ["#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb"]
+    segs = []
+    for i, b in enumerate(SCHEDULE):
+        start, end = _window(i)
+        done = min(1.0, max(0.0, (t - start) / (end - start)))
+        segs.append(
+            f"<div title='{html.escape(b.title)}' style='display:inline-block;height:6px;"
+            f"width:{b.minutes * 5}px;background:linear-gradient(to right,#555 {done * 100:.0f}%,"
+            f"{colours[i]} {done * 100:.0f}%);margin-right:2px'></div>")
+    return "<div>" + "".join(segs) + "</div>"
+
+
+def _summary_html(clock: Clock, t, groups, names, rubric_text, ceiling) -> str:
+    esc = html.escape
+    parts = [f"<h4>Drill {esc(clock.drill)}: summary</h4>"]
+    if clock.enabled:
+        over = t > TOTAL_MINUTES * 60
+        parts.append(f"<p>Time: <b>{_mmss(t)}</b> used of {TOTAL_MINUTES}:00"
+                     + (f" <span style='color:#b00'>(over by {_mmss(t - TOTAL_MINUTES * 60)})"
+                        "</span>" if over else "") + "</p>")
+        rows = "".join(
+            f"<tr><td style='text-align:left'>{esc(' + '.join(g['blocks']))}</td>"
+            f"<td>{_mmss(g['planned'])}</td><td>{_mmss(g['spent'])}</td></tr>" for g in groups)
+        parts.append("<table><tr><th style='text-align:left'>block</th><th>planned</th>"
+                     f"<th>yours</th></tr>{rows}</table>")
+    else:
+        parts.append(f"<p>Time: not measured ({ENV}=off)</p>")
+    if names:
+        rows = []
+        for n in names:
+            s = clock.scores[n]
+            ok = s.get("all_passed") is not None
+            detail = (f"all passing at {_mmss(s['all_passed'])}" if ok
+                      else esc(s.get("diagnosis") or "not passing yet"))
+            rows.append(f"<tr style='background:{'#e6f4ea' if ok else '#fce8e6'}'>"
+                        f"<td><code>{esc(n)}</code></td><td>{s.get('passed', 0)}/"
+                        f"{s.get('total', 0)}</td><td style='text-align:left'>{detail}</td></tr>")
+        parts.append("<table><tr><th>graded name</th><th>checks</th>"
+                     f"<th style='text-align:left'>result</th></tr>{''.join(rows)}</table>")
+    else:
+        parts.append("<p>Grader: no grader cell has run yet.</p>")
+    parts.append(f"<p><b>Rubric</b> (grade yourself):</p><pre>{esc(rubric_text)}</pre>"
+                 f"<p>The checks and the clock allow you at most <b>{ceiling}</b>; "
+                 "your explanations decide the rest.</p>")
+    return "<div>" + "".join(parts) + "</div>"
+
+
+# -- the module-level API used by the notebooks and by grader.check ---------------------------
+
+
+def start(drill: str, directory=None, *, reset: bool = False, now=time.time) -> Clock:
+    """Start the drill's clock, or resume it after a kernel restart; show the schedule and status.
+
+    `directory` holds the state file (default: the working directory, which in Jupyter and Colab
+    is the notebook's folder). `reset=True` starts the hour again.
+    """
+    global _current
+    clock = Clock(drill, directory, now=now)
+    if reset and clock.resumed:
+        clock.reset()
+    _current = clock
+    if not clock.enabled:
+        _show(clock.status())
+        return clock
+    _show(clock.schedule())
+    if clock.note:
+        print(f"[clock] {clock.note}")
+    if clock.resumed:
+        print(f"[clock] resumed: this drill started {_mmss(clock.elapsed())} ago "
+              "(clock.reset() starts it again)")
+    _show(clock.status())
+    return clock
+
+
+def current() -> Clock | None:
+    return _current
+
+
+def status() -> Status | None:
+    """The running clock's status (None when no clock was started in this process)."""
+    return None if _current is None else _current.status()
+
+
+def record(report) -> None:
+    """Called by grader.check: keep the score and show where the learner is in the hour.
+
+    The status is a separate output, never part of the report, and only when a person is
+    watching (see _someone_watching): automated runs see no time-dependent output.
+    """
+    clock = _current
+    if clock is None or not clock.enabled:
+        return
+    clock.record(report)
+    if _someone_watching():
+        _show(clock.status())

@@ -1,0 +1,151 @@
+"""Check results and the report a learner reads: a table in a terminal, coloured rows in Jupyter."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict, dataclass, field
+
+PASS = "pass"
+FAIL = "fail"
+TODO = "not implemented"  # the learner has not written this function yet
+SKIP = "not run"  # an earlier check never finished, so the rest were not started
+
+
+@dataclass
+class CheckResult:
+    """One check: what it tests, whether it passed, and if not, the learner's likely mistake."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    diagnosis: str = ""
+    hint: str = ""
+    seconds: float = 0.0
+    status: str = PASS
+    measured: str = ""
+    expected: str = ""
+    conclusive: bool = True  # False: failed, but the diagnosis is only a guess
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """Every check run for one graded name. `passed` is True only when all of them passed."""
+
+    graded_name: str
+    results: list[CheckResult] = field(default_factory=list)
+    problem: str = ""  # set when the object could not be checked at all (e.g. not callable)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and not self.problem and all(r.passed for r in self.results)
+
+    @property
+    def n_passed(self) -> int:
+        return sum(r.passed for r in self.results)
+
+    @property
+    def implemented(self) -> bool:
+        return not any(r.status == TODO for r in self.results)
+
+    @property
+    def first_failure(self) -> CheckResult | None:
+        return next((r for r in self.results if not r.passed), None)
+
+    @property
+    def diagnosis(self) -> str:
+        """The headline: the likeliest mistake, from the first check that failed."""
+        if self.problem:
+            return self.problem
+        failures = [r for r in self.results if not r.passed]
+        if not failures:
+            return ""
+        first = next((r for r in failures if r.conclusive), failures[0])
+        return first.diagnosis or first.message
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.results)
+
+    def score(self) -> str:
+        return f"{self.n_passed}/{len(self.results)}"
+
+    def to_dict(self) -> dict:
+        return {
+            "graded_name": self.graded_name,
+            "passed": self.passed,
+            "score": self.score(),
+            "diagnosis": self.diagnosis,
+            "problem": self.problem,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def headline(self) -> str:
+        if self.problem:
+            return f"{self.graded_name}: cannot be checked: {self.problem}"
+        if self.results and all(r.status == TODO for r in self.results):
+            return f"{self.graded_name}: not implemented yet (0/{len(self.results)} checks)"
+        if self.passed:
+            return f"{self.graded_name}: all {len(self.results)} checks pass"
+        return f"{self.graded_name}: {self.score()} checks pass. Most likely: {self.diagnosis}"
+
+    def __str__(self) -> str:
+        lines = [self.headline(), ""]
+        for r in self.results:
+            mark = {PASS: "PASS", FAIL: "FAIL", TODO: "TODO", SKIP: "SKIP"}[r.status]
+            lines.append(f"  [{mark}] {r.name}")
+            if r.status == TODO:
+                continue
+            if r.message:
+                lines.append(f"         {r.message}")
+            if not r.passed and r.status != SKIP:
+                if r.measured or r.expected:
+                    lines.append(f"         yours: {r.measured}   expected: {r.expected}")
+                if r.diagnosis:
+                    lines.append(f"         likely mistake: {r.diagnosis}")
+                if r.hint:
+                    lines.append(f"         hint: {r.hint}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        colours = {PASS: "#e6f4ea", FAIL: "#fce8e6", TODO: "#f1f3f4", SKIP: "#f1f3f4"}
+        marks = {PASS: "&#10004;", FAIL: "&#10008;", TODO: "&#8230;", SKIP: "&ndash;"}
+        esc = html.escape
+        rows = []
+        for r in self.results:
+            detail = ""
+            if r.status == TODO:
+                detail = "not implemented yet"
+            else:
+                parts = []
+                if r.message:
+                    parts.append(esc(r.message))
+                if not r.passed and r.status != SKIP:
+                    if r.measured or r.expected:
+                        parts.append(
+                            f"yours: <code>{esc(r.measured)}</code> &nbsp; "
+                            f"expected: <code>{esc(r.expected)}</code>"
+                        )
+                    if r.diagnosis:
+                        parts.append(f"<b>likely mistake:</b> {esc(r.diagnosis)}")
+                    if r.hint:
+                        parts.append(f"<i>hint:</i> {esc(r.hint)}")
+                detail = "<br>".join(parts)
+            rows.append(
+                f'<tr style="background:{colours[r.status]}">'
+                f'<td style="text-align:center">{marks[r.status]}</td>'
+                f'<td style="text-align:left">{esc(r.name)}</td>'
+                f'<td style="text-align:left">{detail}</td></tr>'
+            )
+        return (
+            f"<div><p><b>{esc(self.headline())}</b></p>"
+            '<table style="border-collapse:collapse">'
+            "<tr><th></th><th style='text-align:left'>check</th>"
+            "<th style='text-align:left'>result</th></tr>"
+            + "".join(rows)
+            + "</table></div>"
+        )

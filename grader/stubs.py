@@ -1,0 +1,230 @@
+"""Solutions -> stubs: the learner's notebooks are generated from solutions/, never edited by hand.
+
+In a code cell, the lines from `# BEGIN SOLUTION` to `# END SOLUTION` become one
+`raise NotImplementedError(...)` naming the function to write, at the same indentation. A region
+whose BEGIN line reads `# BEGIN SOLUTION: <placeholder>` becomes that placeholder line instead
+(for a value the learner fills in, e.g. `tau = ...  # YOUR CODE HERE`). In a markdown cell the
+region becomes "*Your answer here.*". Outputs, execution counts and run metadata are dropped.
+
+The cells tagged `colab-badge` (markdown) and `setup` (code) are not written by hand: their sources
+come from the templates in grader/_project.py, where the repository URL lives. `sync` puts them
+right in the solution first (rewriting those two sources only, every other byte kept), then
+derives the stub from it; with check=True it only reports what is out of date.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+BEGIN = re.compile(r"^(\s*)(?:#|<!--)\s*BEGIN SOLUTION(?::\s*(.*?))?\s*(?:-->)?\s*$")
+END = re.compile(r"^\s*(?:#|<!--)\s*END SOLUTION\s*(?:-->)?\s*$")
+DEF = re.compile(r"^\s*(?:def|class)\s+(\w+)")
+
+MARKDOWN_ANSWER = "*Your answer here.*"
+
+
+class StubError(ValueError):
+    """A solution notebook whose regions are malformed (unclosed, nested, stray END)."""
+
+
+def _enclosing_name(lines: list[str], index: int, indent: str) -> str | None:
+    """The def or class that the region at `index` sits in, if any."""
+    for line in reversed(lines[:index]):
+        m = DEF.match(line)
+        if m and len(line) - len(line.lstrip()) < len(indent):
+            return m.group(1)
+    return None
+
+
+def strip_regions(source: str, *, markdown: bool = False, where: str = "") -> str:
+    lines = source.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if END.match(line):
+            raise StubError(f"{where}: END SOLUTION without BEGIN")
+        m = BEGIN.match(line)
+        if not m:
+            out.append(line)
+            i += 1
+            continue
+        indent, placeholder = m.group(1), m.group(2)
+        j = i + 1
+        while j < len(lines) and not END.match(lines[j]):
+            if BEGIN.match(lines[j]):
+                raise StubError(f"{where}: nested BEGIN SOLUTION")
+            j += 1
+        if j == len(lines):
+            raise StubError(f"{where}: BEGIN SOLUTION is never closed")
+        if markdown:
+            out.append(MARKDOWN_ANSWER)
+        elif placeholder:
+            out.append(indent + placeholder)
+        else:
+            name = _enclosing_name(lines, i, indent)
+            what = f"implement `{name}`" if name else "write this part"
+            out.append(f'{indent}raise NotImplementedError("{what}")')
+        i = j + 1
+    return "\n".join(out)
+
+
+def make_stub(nb):
+    """Return a stub copy of a solution notebook (nbformat NotebookNode)."""
+    import copy
+
+    stub = copy.deepcopy(nb)
+    for index, cell in enumerate(stub.cells):
+        where = f"cell {index}"
+        if cell.cell_type == "code":
+            cell.source = strip_regions(cell.source, where=where)
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+        elif cell.cell_type == "markdown":
+            cell.source = strip_regions(cell.source, markdown=True, where=where)
+    stub.metadata.pop("widgets", None)
+    return stub
+
+
+def apply_template(nb, notebook: str, *, where: str = "") -> list[str]:
+    """Give the badge and set-up cells of `nb` their template sources, in place.
+
+    `notebook` is the file name (the badge links to it). A missing cell is inserted where the
+    drill format puts it: after the first cell (title and paper), badge first. Returns the tags
+    whose cells changed.
+    """
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    from ._project import BADGE_TAG, SETUP_TAG, template_sources
+
+    wanted = template_sources(notebook)
+    kinds = {BADGE_TAG: ("markdown", new_markdown_cell), SETUP_TAG: ("code", new_code_cell)}
+    changed = []
+    for tag in (BADGE_TAG, SETUP_TAG):
+        kind, new_cell = kinds[tag]
+        found = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+        if len(found) > 1:
+            raise StubError(f"{where}: {len(found)} cells are tagged `{tag}`; keep one")
+        if found and found[0].cell_type != kind:
+            raise StubError(f"{where}: the cell tagged `{tag}` must be a {kind} cell")
+        if found:
+            if found[0].source != wanted[tag]:
+                found[0].source = wanted[tag]
+                changed.append(tag)
+            continue
+        cell = new_cell(wanted[tag], metadata={"tags": [tag]})
+        if nb.get("nbformat_minor", 0) < 5:
+            cell.pop("id", None)  # cell ids exist from format 4.5 on
+        at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+        if tag == SETUP_TAG:
+            badges = [i for i, c in enumerate(nb.cells) if BADGE_TAG in c.metadata.get("tags", [])]
+            at = badges[0] + 1 if badges else at
+        nb.cells.insert(at, cell)
+        changed.append(tag)
+    return changed
+
+
+def solution_regions(source: str) -> list[str]:
+    """The lines inside solution regions (used by tests to prove the stubs leak nothing)."""
+    found, inside = [], False
+    for line in source.split("\n"):
+        if BEGIN.match(line):
+            inside = True
+        elif END.match(line):
+            inside = False
+        elif inside:
+            found.append(line)
+    return found
+
+
+def _rewrite_solution(path: Path, text: str, nb) -> None:
+    """Write the templated solution back, refusing if that would touch more than its templates."""
+    import nbformat
+
+    ending = "\n" if text.endswith("\n") else ""
+    if nbformat.writes(nbformat.reads(text, as_version=4)) + ending != text:
+        raise StubError(
+            f"{path}: the file is not laid out as nbformat writes it, so fixing its badge and "
+            "set-up cells would rewrite other bytes too; save it once with nbformat (or Jupyter) "
+            "and run this again"
+        )
+    path.write_text(nbformat.writes(nb) + ending)
+
+
+def sync(solutions: Path, notebooks: Path, *, check: bool = False) -> list[str]:
+    """Write (or, with check=True, compare) one stub per solution. Returns the drifted names.
+
+    A solution whose badge or set-up cell differs from the template is reported as
+    "NAME (the solution's ... cell)" and, unless check=True, fixed in place before its stub is
+    written. A README.md beside the solutions folder that holds the badge-table markers gets
+    that table regenerated the same way.
+    """
+    import nbformat
+
+    drifted = []
+    titles = {}
+    for path in sorted(Path(solutions).glob("*.ipynb")):
+        original = path.read_text()
+        nb = nbformat.reads(original, as_version=4)
+        titles[path.name] = _title(nb, path.stem)
+        changed = apply_template(nb, path.name, where=str(path))
+        if changed:
+            drifted.append(f"{path.name} (the solution's {' and '.join(changed)} cell)")
+            if not check:
+                _rewrite_solution(path, original, nb)
+        text = nbformat.writes(make_stub(nb)) + "\n"
+        target = Path(notebooks) / path.name
+        current = target.read_text() if target.exists() else None
+        if current != text:
+            drifted.append(path.name)
+            if not check:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+    known = {p.name for p in Path(solutions).glob("*.ipynb")}
+    # A stub with no solution is reported, never deleted: it may hold a learner's work.
+    drifted += [p.name for p in sorted(Path(notebooks).glob("*.ipynb")) if p.name not in known]
+    readme = Path(solutions).resolve().parent / "README.md"
+    if readme.exists():
+        text = readme.read_text()
+        updated = with_badge_table(text, titles)
+        if updated != text:
+            drifted.append("README.md (the Colab badge table)")
+            if not check:
+                readme.write_text(updated)
+    return drifted
+
+
+BADGES_BEGIN = "<!-- BEGIN COLAB BADGES: generated by `python -m grader stubs` -->"
+BADGES_END = "<!-- END COLAB BADGES -->"
+
+
+def _title(nb, fallback: str) -> str:
+    """The first markdown heading of a notebook, without its #s."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return fallback
+
+
+def badge_table(titles: dict[str, str]) -> str:
+    """A markdown table: each drill, its learner's notebook, and its "Open in Colab" badge."""
+    from ._project import badge_source
+
+    rows = ["| drill | open it in Colab |", "| --- | --- |"]
+    for name, title in sorted(titles.items()):
+        rows.append(f"| [{title.replace('|', '&#124;')}](notebooks/{name}) | "
+                    f"{badge_source(name)} |")
+    return "\n".join(rows)
+
+
+def with_badge_table(text: str, titles: dict[str, str]) -> str:
+    """`text` with the table between the badge markers regenerated (unchanged without them)."""
+    start, end = text.find(BADGES_BEGIN), text.find(BADGES_END)
+    if start < 0 or end < start:
+        return text
+    head = text[: start + len(BADGES_BEGIN)]
+    return head + "\n" + badge_table(titles) + "\n" + text[end:]
