@@ -20,6 +20,7 @@ lab: setup
 
 test: setup
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval --nbval-current-env solutions/
 
 stubs: setup
 	$(BIN)/python -m grader stubs

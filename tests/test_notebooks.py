@@ -69,8 +69,8 @@ def test_solution_is_committed_executed_with_its_graded_cells_marked(path):
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=IDS)
-def test_untouched_stub_runs_top_to_bottom_and_says_what_to_write(path):
-    ran = execute(read(NOTEBOOKS / path.name), cwd=NOTEBOOKS)
+def test_untouched_stub_runs_top_to_bottom_and_says_what_to_write(path, tmp_path):
+    ran = execute(read(NOTEBOOKS / path.name), cwd=tmp_path)
     assert errors(ran) == []
     text = "\n".join(output_text(c) for c in ran.cells if c.cell_type == "code")
     assert re.search(r"Implement `\w+` first", text)
