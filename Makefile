@@ -15,8 +15,11 @@ $(READY): requirements.txt constraints.txt pyproject.toml
 
 setup: $(READY)
 
+# Jupyter refuses to run as root (containers, cloud VMs) unless told it is on purpose.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/
 
 test: setup
 	$(BIN)/python -m pytest
