@@ -56,9 +56,10 @@ def main(argv=None) -> int:
     p.set_defaults(run=cmd_stubs)
     p = sub.add_parser(
         "grade", help="run notebooks in fresh kernels and grade them (exit 0: all pass)",
-        description="Execute each notebook (never written to) in its own kernel, grade every "
-        "graded name it defines, and print a table. Exit 0 when everything passes, 1 when "
-        "anything fails, is missing or times out, 2 on bad usage or an unreadable notebook.")
+        description="Execute each notebook (never written to) in its own fresh kernel, grade "
+        "the graded names of its drill inside that kernel, and print a table. Exit 0 when "
+        "everything passes, 1 when anything fails, is missing or times out, 2 on bad usage or "
+        "an unreadable notebook.")
     p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
                    help="notebook files, or folders whose *.ipynb to grade")
     fmt = p.add_mutually_exclusive_group()
