@@ -1,0 +1,159 @@
+"""Drill 02 from the learner's side: a learner's own correct code, written differently from the
+solution, passes every check quickly, and pasted into the stub it runs the demo and clears its
+bar (SimCLR's h beats raw pixels and a random encoder at 5 labels per digit)."""
+
+import re
+
+import pytest
+
+import grader
+from grader.stubs import make_stub
+from tests.nbtools import SOLUTIONS, errors, execute, graded_cells, grader_cells, output_text, read
+
+SOLUTION = SOLUTIONS / "02_simclr.ipynb"
+
+# A learner's answers, deliberately unlike the solution's: the warp built from a rotation matrix
+# with align_corners=True, torch.where for the dropout, GELU instead of ReLU, log-sum-exp by hand
+# in the loss, both views in one forward pass, scikit-learn for the probe.
+LEARNER = {
+    "augment": '''
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _rand(n, generator, like):
+    return torch.rand(n, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def random_crop(x, generator=None):
+    n = x.shape[0]
+    zoom = 0.85 + 0.3 * _rand(n, generator, x)
+    turn = (2 * _rand(n, generator, x) - 1) * math.pi / 15
+    move = ((2 * _rand(2 * n, generator, x) - 1) * 0.12).view(n, 2, 1)
+    rotation = torch.stack([torch.cos(turn), -torch.sin(turn),
+                            torch.sin(turn), torch.cos(turn)], dim=1).view(n, 2, 2)
+    theta = torch.cat([zoom.view(n, 1, 1) * rotation, move], dim=2)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    return F.grid_sample(x, grid, mode="bilinear", align_corners=True)
+
+
+def jitter_contrast(x, generator=None):
+    return x * (0.7 + 0.6 * _rand(x.shape[0], generator, x)).view(-1, 1, 1, 1)
+
+
+def add_noise(x, generator=None, std=0.1):
+    return x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul(std)
+
+
+def drop_pixels(x, generator=None, p=0.2):
+    dropped = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) < p
+    return torch.where(dropped, torch.zeros_like(x), x)
+
+
+def augment(x, generator=None):
+    for transform in (random_crop, jitter_contrast, add_noise, drop_pixels):
+        x = transform(x, generator)
+    return x
+''',
+    "SimCLRModel": '''
+import torch.nn as nn
+
+
+class SimCLRModel(nn.Module):
+    def __init__(self, in_dim=64, hidden_dim=512, h_dim=256, z_dim=64):
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Flatten(start_dim=1), nn.Linear(in_dim, hidden_dim),
+                                      nn.GELU(), nn.Linear(hidden_dim, h_dim), nn.GELU())
+        self.projector = nn.Sequential(nn.Linear(h_dim, h_dim), nn.GELU(),
+                                       nn.Linear(h_dim, z_dim))
+
+    def representation(self, x):
+        return self.backbone(x)
+
+    def forward(self, x):
+        h = self.representation(x)
+        return self.projector(h)
+''',
+    "nt_xent_loss": '''
+import torch
+
+
+def nt_xent_loss(z1, z2, temperature=0.5):
+    z = torch.cat([z1, z2])
+    z = z / z.norm(dim=1, keepdim=True)
+    n = len(z1)
+    sim = z @ z.T / temperature
+    sim = sim - torch.diag(torch.full((2 * n,), float("inf"), dtype=z.dtype, device=z.device))
+    rows = torch.arange(2 * n, device=z.device)
+    return (torch.logsumexp(sim, dim=1) - sim[rows, (rows + n) % (2 * n)]).mean()
+''',
+    "train_simclr": '''
+import torch
+
+
+def train_simclr(model, data, *, steps, batch_size, temperature, lr, generator=None):
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for _ in range(steps):
+        batch = data[torch.randperm(len(data), generator=generator)[:batch_size]]
+        views = torch.cat([augment(batch, generator=generator),
+                           augment(batch, generator=generator)])
+        z1, z2 = model(views).chunk(2)
+        loss = nt_xent_loss(z1, z2, temperature=temperature)
+        optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        optimizer.step()
+        history.append(float(loss.detach()))
+    return history
+''',
+    "linear_probe": '''
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+
+def linear_probe(train_feats, train_labels, test_feats, test_labels):
+    train_x, test_x = train_feats.detach().cpu().numpy(), test_feats.detach().cpu().numpy()
+    scaler = StandardScaler().fit(train_x)
+    classifier = LogisticRegression(max_iter=1000).fit(scaler.transform(train_x),
+                                                       train_labels.cpu().numpy())
+    return float(classifier.score(scaler.transform(test_x), test_labels.cpu().numpy()))
+''',
+}
+GRADED = ["augment", "SimCLRModel", "train_simclr", "linear_probe"]
+DEFINES = {"augment": "def augment(", "SimCLRModel": "class SimCLRModel",
+           "nt_xent_loss": "def nt_xent_loss", "train_simclr": "def train_simclr",
+           "linear_probe": "def linear_probe"}
+
+
+def _learner_namespace() -> dict:
+    namespace: dict = {}
+    for source in LEARNER.values():
+        exec(compile(source, "learner", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("name", GRADED)
+def test_a_differently_written_correct_answer_passes_every_check(name):
+    report = grader.check(name, _learner_namespace()[name])
+    assert report.passed, str(report)
+
+
+def _with_learner_code(nb):
+    cells = graded_cells(nb)
+    assert len(cells) == len(LEARNER)
+    for i in cells:
+        (name,) = [n for n, d in DEFINES.items() if d in nb.cells[i].source]
+        nb.cells[i].source = LEARNER[name].strip()
+    return nb
+
+
+def test_a_learners_correct_code_runs_the_demo_and_clears_its_bar(tmp_path):
+    done = execute(_with_learner_code(make_stub(read(SOLUTION))), cwd=tmp_path)
+    assert errors(done) == []  # the demo's assert (h beats both baselines) raised nothing
+    for i in grader_cells(done):
+        assert re.search(r"all \d+ checks pass", output_text(done.cells[i]))
+    text = "\n".join(output_text(c) for c in done.cells if c.cell_type == "code")
+    assert "Implement `" not in text
+    assert len(re.findall(r"SimCLR h - .*h wins on", text)) == 2
