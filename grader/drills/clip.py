@@ -17,22 +17,13 @@ import torch
 
 from ..checks import checklist
 from ..data import load_cases
+from ..inputs import close as _close
+from ..inputs import gen as _gen
+from ..inputs import randn as _randn
 from ..sandbox import Fail, call, scalar
 
 CAP = 100.0
 INIT = 1 / 0.07  # CLIP's initial multiplier, 14.2857...
-
-
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed, dtype=torch.float32):
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
-
-
-def _close(a, b, rel=1e-4, abs_=1e-5):
-    return abs(a - b) <= abs_ + rel * abs(b)
 
 
 def _match(value, signatures, **tol):

@@ -15,6 +15,9 @@ import torch
 
 from ..checks import checklist
 from ..data import load_cases
+from ..inputs import close as _close
+from ..inputs import gen as _gen
+from ..inputs import randn as _randn
 from ..sandbox import Fail, call, scalar
 
 checks = checklist(
@@ -24,20 +27,8 @@ checks = checklist(
 )
 
 
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed, dtype=torch.float32):
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
-
-
 def _loss(fn, z1, z2, temperature=0.5):
     return scalar(call(fn, z1, z2, temperature=temperature))
-
-
-def _close(a, b, rel=1e-4, abs_=1e-5):
-    return abs(a - b) <= abs_ + rel * abs(b)
 
 
 def _collapsed_signatures(n, tau):

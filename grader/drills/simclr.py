@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..checks import checklist
 from ..data import load_cases
+from ..inputs import gen as _gen
 from ..sandbox import Fail, call, tensor_out
 
 DRILL = "02_simclr"
@@ -30,10 +31,6 @@ DRILL = "02_simclr"
 # builds an optimiser (train_simclr, linear_probe) gets this longer limit; the checks themselves
 # take a few hundredths of a second.
 _FIRST_CALL_TIMEOUT = 20.0
-
-
-def _gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def _decode(rows, dtype=torch.float32):
@@ -1220,7 +1217,6 @@ def probe_labels(fn):
     return f"labels 3, 7, 9: accuracy {acc:.3f}"
 
 
-
 _FROZEN = dict(
     diagnosis="the probe's training reaches back into the encoder: a linear probe trains a "
     "classifier on frozen features, so detach them first",
@@ -1245,7 +1241,6 @@ def probe_frozen(fn):
         raise Fail("the encoder that produced the features received a gradient",
                    measured="encoder.weight.grad is set", expected="None")
     return "the encoder is untouched"
-
 
 
 @probe_checks.add(
