@@ -1,0 +1,84 @@
+"""Drill 04 from the learner's side: a learner's own correct code, written differently from the
+solution, passes every check, and pasted into the stub runs the demo and clears its bars."""
+
+import re
+
+import pytest
+
+import grader
+from grader.stubs import make_stub
+from tests.nbtools import SOLUTIONS, errors, execute, graded_cells, grader_cells, output_text, read
+
+SOLUTION = SOLUTIONS / "04_dino.ipynb"
+
+# Correct answers unlike the solution's: all pairs at once with einsum and a mask, a running sum
+# and torch.lerp for the center, Tensor.lerp_ over named parameters for the teacher.
+LEARNER = {
+    "dino_loss": '''
+import torch
+
+
+def dino_loss(student_out, teacher_out, center, student_temp=0.1, teacher_temp=0.04):
+    with torch.no_grad():
+        p = torch.stack([((t - center) / teacher_temp).softmax(-1) for t in teacher_out])
+    log_q = torch.stack([(s / student_temp).log_softmax(-1) for s in student_out])
+    ce = -torch.einsum("gbk,vbk->gv", p, log_q) / p.shape[1]
+    keep = torch.ones_like(ce, dtype=torch.bool)
+    same = torch.arange(len(teacher_out))
+    keep[same, same] = False
+    return ce[keep].mean()
+''',
+    "update_center": '''
+import torch
+
+
+def update_center(center, teacher_out, momentum=0.9):
+    total = sum(t.detach().sum(dim=0) for t in teacher_out)
+    count = sum(t.shape[0] for t in teacher_out)
+    return torch.lerp(total / count, center, momentum)
+''',
+    "ema_update": '''
+import torch
+
+
+@torch.no_grad()
+def ema_update(teacher, student, momentum):
+    source = dict(student.named_parameters())
+    for name, p in teacher.named_parameters():
+        p.lerp_(source[name], 1.0 - momentum)
+''',
+}
+DEFINES = {name: f"def {name}" for name in LEARNER}
+
+
+def _learner_namespace() -> dict:
+    namespace: dict = {}
+    for source in LEARNER.values():
+        exec(compile(source, "learner", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("name", sorted(LEARNER))
+def test_a_differently_written_correct_answer_passes_every_check(name):
+    report = grader.check(name, _learner_namespace()[name])
+    assert report.passed, str(report)
+
+
+
+def _with_learner_code(nb):
+    cells = graded_cells(nb)
+    assert len(cells) == len(LEARNER)
+    for i in cells:
+        (name,) = [n for n, d in DEFINES.items() if d in nb.cells[i].source]
+        nb.cells[i].source = LEARNER[name].strip()
+    return nb
+
+
+def test_a_learners_correct_code_runs_the_demo_and_clears_its_bars(tmp_path):
+    done = execute(_with_learner_code(make_stub(read(SOLUTION))), cwd=tmp_path)
+    assert errors(done) == []
+    for i in grader_cells(done):
+        assert re.search(r"all \d+ checks pass", output_text(done.cells[i]))
+    text = "\n".join(output_text(c) for c in done.cells if c.cell_type == "code")
+    assert "Implement `" not in text
+    assert "asserted: full DINO beats the random encoder" in text
