@@ -17,8 +17,8 @@ def bench_checks(repeats=5):
     print("grader.check on the reference implementation (median of %d runs)" % repeats)
     for path in solution_paths():
         namespace = load_graded(path)
-        for name in grader.REGISTRY:
-            if name not in namespace:
+        for name, checklist in grader.REGISTRY.items():
+            if checklist.drill != path.stem:  # 02 defines its own nt_xent_loss: drill 01's name
                 continue
             times = []
             for _ in range(repeats):
