@@ -76,3 +76,35 @@ def errors(nb) -> list[str]:
 def grader_cells(nb) -> list[int]:
     return [i for i, c in enumerate(nb.cells)
             if c.cell_type == "code" and "grader.check(" in c.source]
+
+
+# -- a learner's own code, written differently from the solution ---------------------------------
+
+
+def exec_sources(sources) -> dict:
+    """Run each source string into one namespace, as a learner's cells would."""
+    namespace: dict = {}
+    for source in sources:
+        exec(compile(source, "learner", "exec"), namespace)
+    return namespace
+
+
+def run_stub_with(solution_path, learner: dict, defines: dict, cwd) -> str:
+    """Paste learner[name] into the stub cell that defines `name` (found by its defines[name]
+    text), run the stub, check it raised nothing and every grader cell passed; return all the
+    text the notebook printed."""
+    from grader.stubs import make_stub
+
+    stub = make_stub(read(solution_path))
+    cells = graded_cells(stub)
+    assert len(cells) == len(learner)
+    for i in cells:
+        (name,) = [n for n, d in defines.items() if d in stub.cells[i].source]
+        stub.cells[i].source = learner[name].strip()
+    done = execute(stub, cwd=cwd)
+    assert errors(done) == []
+    for i in grader_cells(done):
+        assert re.search(r"all \d+ checks pass", output_text(done.cells[i]))
+    text = "\n".join(output_text(c) for c in done.cells if c.cell_type == "code")
+    assert "Implement `" not in text
+    return text

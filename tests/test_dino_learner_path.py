@@ -1,13 +1,11 @@
 """Drill 04 from the learner's side: a learner's own correct code, written differently from the
 solution, passes every check, and pasted into the stub runs the demo and clears its bars."""
 
-import re
 
 import pytest
 
 import grader
-from grader.stubs import make_stub
-from tests.nbtools import SOLUTIONS, errors, execute, graded_cells, grader_cells, output_text, read
+from tests.nbtools import SOLUTIONS, exec_sources, run_stub_with
 
 SOLUTION = SOLUTIONS / "04_dino.ipynb"
 
@@ -51,34 +49,12 @@ def ema_update(teacher, student, momentum):
 DEFINES = {name: f"def {name}" for name in LEARNER}
 
 
-def _learner_namespace() -> dict:
-    namespace: dict = {}
-    for source in LEARNER.values():
-        exec(compile(source, "learner", "exec"), namespace)
-    return namespace
-
-
 @pytest.mark.parametrize("name", sorted(LEARNER))
 def test_a_differently_written_correct_answer_passes_every_check(name):
-    report = grader.check(name, _learner_namespace()[name])
+    report = grader.check(name, exec_sources(LEARNER.values())[name])
     assert report.passed, str(report)
 
 
-
-def _with_learner_code(nb):
-    cells = graded_cells(nb)
-    assert len(cells) == len(LEARNER)
-    for i in cells:
-        (name,) = [n for n, d in DEFINES.items() if d in nb.cells[i].source]
-        nb.cells[i].source = LEARNER[name].strip()
-    return nb
-
-
 def test_a_learners_correct_code_runs_the_demo_and_clears_its_bars(tmp_path):
-    done = execute(_with_learner_code(make_stub(read(SOLUTION))), cwd=tmp_path)
-    assert errors(done) == []
-    for i in grader_cells(done):
-        assert re.search(r"all \d+ checks pass", output_text(done.cells[i]))
-    text = "\n".join(output_text(c) for c in done.cells if c.cell_type == "code")
-    assert "Implement `" not in text
+    text = run_stub_with(SOLUTION, LEARNER, DEFINES, tmp_path)
     assert "asserted: full DINO beats the random encoder" in text
