@@ -98,8 +98,13 @@ def _run_one(check: Check, obj) -> CheckResult:
         result.hint = check.hint if own or f.hint is None else f.hint
         result.measured, result.expected = f.measured, f.expected
         result.conclusive = f.conclusive
-    except Timeout:
+    except Timeout as t:
         result.message = f"did not finish within {check.timeout:g} s and was stopped"
+        if t.still_running:
+            result.message = (
+                f"did not finish within {check.timeout:g} s and ignored every request to stop: "
+                "it is still running in the background, so restart the kernel before going on"
+            )
         result.diagnosis = "the code never returns, or is far too slow (an endless loop?)"
         result.hint = "look for a loop whose condition never changes; vectorise Python loops"
     except KeyboardInterrupt:

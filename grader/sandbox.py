@@ -16,8 +16,13 @@ import torch
 class Timeout(BaseException):
     """Raised inside learner code when a check runs past its time limit.
 
-    A BaseException, so that a learner's `except Exception:` cannot swallow it.
+    A BaseException, so that a learner's `except Exception:` cannot swallow it. `still_running`
+    is True when the code caught even this and had to be abandoned, still running.
     """
+
+    def __init__(self, still_running: bool = False):
+        super().__init__()
+        self.still_running = still_running
 
 
 class Fail(Exception):
@@ -75,7 +80,7 @@ def run_with_limit(fn, seconds: float):
         raise box["error"]
     if "value" in box:
         return box["value"]
-    raise Timeout()
+    raise Timeout(still_running=worker.is_alive())
 
 
 # -- global state --------------------------------------------------------------------------------
