@@ -92,29 +92,38 @@ def _distributions(b, k, seed):
     return w / w.sum(1, keepdim=True)
 
 
-def _pair_ce(q, classes, power=1.0):
+def _pair_ce(q, classes, power=1.0, teacher_logit=None):
     """-log of the student probability of the teacher's class, averaged over the batch, when the
-    student's log-probabilities are log_softmax(power * log q). Closed form for one-hot targets."""
+    student's log-probabilities are log_softmax(power * log q). Closed form for one-hot targets.
+
+    With `teacher_logit` = a, the target is softmax(a * onehot) instead (a teacher whose logits
+    were scaled down): weights proportional to e^a for the class and 1 elsewhere."""
     total = 0.0
     for row, c in enumerate(classes):
         log_z = math.log(sum(float(x) ** power for x in q[row]))
-        total += -(power * math.log(float(q[row, c])) - log_z)
+        log_q = [power * math.log(float(x)) - log_z for x in q[row]]
+        if teacher_logit is None:
+            total += -log_q[c]
+            continue
+        rest = math.exp(-teacher_logit)  # the weight of every other class, relative to c
+        norm = 1.0 + (len(log_q) - 1) * rest
+        total += -sum((1.0 if k == c else rest) / norm * lq for k, lq in enumerate(log_q))
     return total / len(classes)
 
 
 class _OneHotCase:
     """G one-hot teacher views and V student views with exactly known log-probabilities."""
 
-    def __init__(self, classes, v, k, seed, student_temp=0.1):
-        self.classes, self.k, self.ts = classes, k, student_temp
+    def __init__(self, classes, v, k, seed, student_temp=0.1, margin=60.0):
+        self.classes, self.k, self.ts, self.margin = classes, k, student_temp, margin
         self.q = [_distributions(len(classes[0]), k, seed + j) for j in range(v)]
-        self.teacher = [_onehot_teacher(c, k) for c in classes]
+        self.teacher = [_onehot_teacher(c, k, margin) for c in classes]
         self.student = [student_temp * q.log() for q in self.q]
         self.center = torch.zeros(k, dtype=F64)
 
-    def table(self, power=1.0):
+    def table(self, power=1.0, teacher_logit=None):
         """table[i][j]: the cross-entropy of teacher view i against student view j."""
-        return [[_pair_ce(q, c, power) for q in self.q] for c in self.classes]
+        return [[_pair_ce(q, c, power, teacher_logit) for q in self.q] for c in self.classes]
 
     def average(self, power=1.0):
         return _pair_reductions(self.table(power), len(self.classes[0]))[0][0]
@@ -131,12 +140,19 @@ class _OneHotCase:
         if ts != 0.1:
             powers.append((ts / 0.1, "student_temp is hard-coded to 0.1: the argument is "
                            "ignored"))
-        for power, temperature_mistake in powers:
-            for signature, pair_mistake in _pair_reductions(self.table(power),
-                                                            len(self.classes[0])):
-                if _close(value, signature):
-                    found = [m for m in (pair_mistake, temperature_mistake) if m]
-                    return "; and ".join(found) if found else None
+        # The teacher's target stays one-hot unless its logits are scaled *down*: multiplied by
+        # teacher_temp, the margin becomes margin * teacher_temp and the target a soft one.
+        teachers = [(None, None),
+                    (self.margin * tt, "the teacher's logits are multiplied by teacher_temp "
+                     "instead of divided")]
+        for teacher_logit, teacher_mistake in teachers:
+            for power, temperature_mistake in powers:
+                for signature, pair_mistake in _pair_reductions(
+                        self.table(power, teacher_logit), len(self.classes[0])):
+                    if _close(value, signature):
+                        found = [m for m in (pair_mistake, temperature_mistake, teacher_mistake)
+                                 if m]
+                        return "; and ".join(found) if found else None
         return None
 
 
@@ -798,6 +814,19 @@ _BUFFERS = ("the buffers were averaged or copied too: DINO's EMA covers the para
 _BUFFERS_HINT = "iterate over .parameters(), not over .state_dict() (which includes the buffers)"
 
 
+_SHARED = ("the teacher's parameters now share storage with the student's (`.data` rebound to "
+           "the student's tensor, or an in-place op on the student): every later optimizer step "
+           "on the student would move the teacher too, so it is no longer an average")
+_SHARED_HINT = ("compute new values into the teacher's own tensors; never assign the student's "
+                "tensors (or .data) to the teacher")
+
+
+def _shared(teacher, student):
+    """Names of the teacher's parameters that share storage with the matching student one."""
+    return [name for (name, pt), ps in zip(_params(teacher).items(), student.parameters())
+            if pt.untyped_storage().data_ptr() == ps.untyped_storage().data_ptr()]
+
+
 def _compare_params(teacher, t0, s0, m):
     """Names of the parameters that are wrong, and the likeliest mistake."""
     wrong, kinds = [], set()
@@ -852,8 +881,13 @@ def ema_student_untouched(fn):
     changed = [k for k, v in student.state_dict(keep_vars=True).items()
                if not torch.equal(v.detach(), s0[k])]
     if changed:
-        raise Fail(f"the student's {', '.join(changed)} changed", measured="changed",
-                   expected="the student exactly as it was")
+        shared = _shared(teacher, student)
+        raise Fail(f"the student's {', '.join(changed)} changed"
+                   + (f", and the teacher's {', '.join(shared)} now share its memory"
+                      if shared else ""),
+                   diagnosis=_SHARED if shared else None,
+                   hint=_SHARED_HINT if shared else None,
+                   measured="changed", expected="the student exactly as it was")
     return "student untouched"
 
 
@@ -869,10 +903,16 @@ def ema_formula(fn):
         _ema(fn, teacher, student, m)
         wrong, kinds = _compare_params(teacher, t0, s0, m)
         if wrong:
+            # Values equal to the student's *and* the student's very memory: `.data` aliasing,
+            # not a copy.
+            aliased = kinds == {"copied"} and set(wrong) <= set(_shared(teacher, student))
             raise Fail(
                 f"momentum {m}: {len(wrong)} of {len(_params(teacher))} parameters are wrong "
-                f"({', '.join(wrong)})",
-                diagnosis=_ema_diagnosis(wrong, kinds, len(_params(teacher))),
+                f"({', '.join(wrong)})" + (", and they share memory with the student"
+                                           if aliased else ""),
+                diagnosis=_SHARED if aliased else _ema_diagnosis(wrong, kinds,
+                                                                 len(_params(teacher))),
+                hint=_SHARED_HINT if aliased else None,
                 measured=f"{teacher.head.bias.detach().tolist()} (head.bias)",
                 expected=f"{(m * t0['head.bias'] + (1 - m) * s0['head.bias']).tolist()}",
             )
@@ -924,17 +964,13 @@ def ema_in_place(fn):
 
 @ema_checks.add(
     "the teacher does not share memory with the student",
-    diagnosis="the teacher's parameters now share storage with the student's (`.data` rebound "
-    "to the student's tensor, or an in-place op on the student): every later optimizer step on "
-    "the student would move the teacher too, so it is no longer an average",
-    hint="compute new values into the teacher's own tensors; never assign the student's "
-    "tensors (or .data) to the teacher",
+    diagnosis=_SHARED,
+    hint=_SHARED_HINT,
 )
 def ema_no_aliasing(fn):
     teacher, student = _pair(340)
     _ema(fn, teacher, student, 0.0)
-    shared = [name for (name, pt), ps in zip(_params(teacher).items(), student.parameters())
-              if pt.untyped_storage().data_ptr() == ps.untyped_storage().data_ptr()]
+    shared = _shared(teacher, student)
     if shared:
         raise Fail(f"{', '.join(shared)} share memory with the student after the update",
                    measured="shared storage", expected="separate tensors")
