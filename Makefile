@@ -29,7 +29,7 @@ stubs: setup
 	$(BIN)/python -m grader stubs
 
 lint: setup
-	$(BIN)/ruff check grader tests benchmarks
+	$(BIN)/ruff check grader tests benchmarks conftest.py
 
 grade: setup
 	$(BIN)/python -m grader grade notebooks/*.ipynb

@@ -14,7 +14,7 @@ from tests.nbtools import execute, load_graded, read, solution_paths  # noqa: E4
 
 
 def bench_checks(repeats=5):
-    print("grader.check on the reference implementation (median of %d runs)" % repeats)
+    print(f"grader.check on the reference implementation (median of {repeats} runs)")
     for path in solution_paths():
         namespace = load_graded(path)
         for name, checklist in grader.REGISTRY.items():
