@@ -50,6 +50,22 @@ def _close(a, b, rel=1e-6, abs_=1e-9):  # tighter than the shared default: exact
     return close(a, b, rel, abs_)
 
 
+def _rises_with(temps, losses, name, whose):
+    """Pass (with the values) when the loss rises steadily with the temperature; otherwise name
+    the mistake the trend shows: flat means ignored, falling means multiplied instead of divided."""
+    text = ", ".join(f"T={t}: {v:.4f}" for t, v in zip(temps, losses))
+    if all(a < b for a, b in zip(losses, losses[1:])):
+        return text
+    if all(_close(a, losses[0]) for a in losses):
+        diagnosis = f"{name} is ignored: the loss does not change with it"
+    elif all(a > b for a, b in zip(losses, losses[1:])):
+        diagnosis = f"{whose} logits are multiplied by {name} instead of divided"
+    else:
+        diagnosis = None
+    raise Fail(f"the loss does not rise steadily with {name}: " + text,
+               diagnosis=diagnosis, measured=text, expected=f"rising with {name}")
+
+
 def _views_unchanged(name, views, before, count):
     if len(views) != count:
         raise Fail(
@@ -363,17 +379,7 @@ def teacher_temperature(fn):
         _loss(fn, [x - c] * 3, [x.clone(), x.clone()], c, student_temp=0.1, teacher_temp=tt).item()
         for tt in temps
     ]
-    text = ", ".join(f"T={t}: {v:.4f}" for t, v in zip(temps, losses))
-    if all(a < b for a, b in zip(losses, losses[1:])):
-        return text
-    if all(_close(a, losses[0]) for a in losses):
-        diagnosis = "teacher_temp is ignored: the loss does not change with it"
-    elif all(a > b for a, b in zip(losses, losses[1:])):
-        diagnosis = "the teacher's logits are multiplied by teacher_temp instead of divided"
-    else:
-        diagnosis = None
-    raise Fail("the loss does not rise steadily with teacher_temp: " + text,
-               diagnosis=diagnosis, measured=text, expected="rising with teacher_temp")
+    return _rises_with(temps, losses, "teacher_temp", "the teacher's")
 
 
 @loss_checks.add(
@@ -391,17 +397,7 @@ def student_temperature_direction(fn):
         _loss(fn, [x] * 3, [t, t.clone()], torch.zeros(6, dtype=F64), student_temp=ts).item()
         for ts in temps
     ]
-    text = ", ".join(f"T={t}: {v:.4f}" for t, v in zip(temps, losses))
-    if all(a < b for a, b in zip(losses, losses[1:])):
-        return text
-    if all(_close(a, losses[0]) for a in losses):
-        diagnosis = "student_temp is ignored: the loss does not change with it"
-    elif all(a > b for a, b in zip(losses, losses[1:])):
-        diagnosis = "the student's logits are multiplied by student_temp instead of divided"
-    else:
-        diagnosis = None
-    raise Fail("the loss does not rise steadily with student_temp: " + text,
-               diagnosis=diagnosis, measured=text, expected="rising with student_temp")
+    return _rises_with(temps, losses, "student_temp", "the student's")
 
 
 @loss_checks.add(
