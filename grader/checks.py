@@ -9,9 +9,19 @@ from dataclasses import dataclass, field
 import torch
 
 from .report import FAIL, PASS, SKIP, TODO, CheckResult, Report
-from .sandbox import Fail, GlobalState, NotImplementedYet, Timeout, run_with_limit
+from .sandbox import (
+    Fail,
+    GlobalState,
+    NotImplementedYet,
+    Timeout,
+    raised_in_learner_code,
+    run_with_limit,
+)
 
-DEFAULT_TIMEOUT = 5.0  # seconds per check; a correct solution needs a small fraction of this
+# CPU seconds per check (the worker thread's own time, so a busy machine does not count); a
+# correct solution needs a small fraction of this. A wall-clock backstop of three times as much
+# (sandbox.wall_backstop) stops code that sleeps or blocks.
+DEFAULT_TIMEOUT = 5.0
 
 
 @dataclass
@@ -68,13 +78,67 @@ def _wrong_kind(cl: Checklist, obj) -> str:
     return ""
 
 
+def _timeout_result(result: CheckResult, t: Timeout) -> None:
+    """Say which limit was hit, how long the code took, and whether it is still running."""
+    result.timed_out = True
+    used = f"{t.cpu:.1f} s of CPU time in {t.wall:.1f} s"
+    if t.limit == "wall":
+        result.message = (
+            f"was stopped at the {t.seconds:g} s wall-clock limit having used only {used}: "
+            "it spends its time waiting (sleep, input, a lock, a file or the network), not "
+            "computing"
+        )
+        result.diagnosis = "the code is slow because it waits for something instead of computing"
+        result.hint = "remove sleeps, prints in tight loops, input() and file or network access"
+    else:
+        result.message = f"used more than its {t.seconds:g} s of CPU time ({used}) and was stopped"
+        result.diagnosis = "the code is far too slow, or never returns (an endless loop?)"
+        result.hint = "look for a loop whose condition never changes; vectorise Python loops"
+    if t.still_running and t.busy:
+        result.message += (
+            "; it ignored every request to stop and is still running in the background, so "
+            "restart the kernel before going on"
+        )
+        result.diagnosis = "the code never returns and swallows the grader's stop (a bare except?)"
+    elif t.still_running:
+        result.message += (
+            "; it is still inside one long call (a sleep, or one huge operation) and will stop "
+            "when that returns"
+        )
+
+
+def _grader_error(exc: BaseException) -> tuple[str, str, str]:
+    """The grader could not use the learner's result: say what is wrong with the result."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    low = text.lower()
+    if any(w in low for w in ("double", "float", "half", "dtype", "scalar type", "long", "int")):
+        why = "the result has another dtype than the check expects (for example float32 " \
+              "from float64 inputs, or a float where an integer tensor is expected)"
+        hint = "keep the dtype of the inputs; convert only where the contract says so"
+    elif "device" in low:
+        why = "the result is on another device than its inputs"
+        hint = "create new tensors on the inputs' device (device=x.device)"
+    elif any(w in low for w in ("size", "shape", "dimension", "broadcast")):
+        why = "the result has another shape than the contract says"
+        hint = "compare the shape you return with the docstring's"
+    else:
+        why = "the result is not what the contract describes, so it cannot be compared"
+        hint = "check the type, shape, dtype and device of what you return against the docstring"
+    return f"the grader could not compare your result ({type(exc).__name__}: {text})", why, hint
+
+
 def _run_one(check: Check, obj) -> CheckResult:
     result = CheckResult(name=check.title, passed=False, status=FAIL)
     outer = GlobalState.capture()
     changes: list[str] = []
+    # Checks run on one intra-op thread: tiny networks are as fast on one, the worker's CPU
+    # time then measures all of the work, and a busy machine's cores are not fought over.
+    torch.set_num_threads(1)
+    inner = GlobalState.capture()
 
     def body():
-        # Runs in the worker thread, whose grad mode is its own: compare state here.
+        # Runs in the worker thread, whose grad mode (and OpenMP thread count) is its own.
+        torch.set_num_threads(1)
         before = GlobalState.capture()
         try:
             return check.fn(obj)
@@ -99,22 +163,20 @@ def _run_one(check: Check, obj) -> CheckResult:
         result.measured, result.expected = f.measured, f.expected
         result.conclusive = f.conclusive
     except Timeout as t:
-        result.message = f"did not finish within {check.timeout:g} s and was stopped"
-        if t.still_running:
-            result.message = (
-                f"did not finish within {check.timeout:g} s and ignored every request to stop: "
-                "it is still running in the background, so restart the kernel before going on"
-            )
-        result.diagnosis = "the code never returns, or is far too slow (an endless loop?)"
-        result.hint = "look for a loop whose condition never changes; vectorise Python loops"
+        _timeout_result(result, t)
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # a learner exception that escaped `call`, or SystemExit
-        result.message = f"your code raised {type(exc).__name__}: {exc}"
-        result.diagnosis = "the function crashed"
-        result.hint = check.hint
+    except BaseException as exc:
+        if raised_in_learner_code(exc) or isinstance(exc, SystemExit):
+            # Learner code that escaped `call` (a method called directly), or SystemExit.
+            result.message = f"your code raised {type(exc).__name__}: {exc}"
+            result.diagnosis = "the function crashed"
+            result.hint = check.hint
+        else:  # the check's own comparison failed on what the learner returned
+            result.message, result.diagnosis, result.hint = _grader_error(exc)
     finally:
         result.seconds = time.perf_counter() - start
+        inner.restore()
         outer.restore()
     if changes and result.status == PASS:
         result.passed, result.status = False, FAIL
@@ -142,12 +204,12 @@ def run(graded_name: str, obj) -> Report:
     for check in cl.checks:
         if timed_out:
             report.results.append(
-                CheckResult(check.title, False, "not run: an earlier check never finished",
+                CheckResult(check.title, False, "not run: an earlier check ran out of time",
                             status=SKIP)
             )
             continue
         result = _run_one(check, obj)
-        timed_out = result.message.startswith("did not finish")
+        timed_out = result.timed_out
         report.results.append(result)
     return report
 
@@ -173,6 +235,3 @@ def ready(graded_name: str, obj) -> bool:
         state.restore()
     return True
 
-
-def small_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)

@@ -25,6 +25,7 @@ class CheckResult:
     measured: str = ""
     expected: str = ""
     conclusive: bool = True  # False: failed, but the diagnosis is only a guess
+    timed_out: bool = False  # stopped at a time limit (the later checks are then not run)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import sysconfig
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -16,13 +18,20 @@ import torch
 class Timeout(BaseException):
     """Raised inside learner code when a check runs past its time limit.
 
-    A BaseException, so that a learner's `except Exception:` cannot swallow it. `still_running`
-    is True when the code caught even this and had to be abandoned, still running.
+    A BaseException, so that a learner's `except Exception:` cannot swallow it. Once it reaches
+    the grader it says which limit was hit: `limit` is "cpu" (the worker thread computed for
+    longer than the check allows) or "wall" (the generous wall-clock backstop, for code that
+    sleeps or waits); `cpu` and `wall` are the seconds used of each. `still_running` is True
+    when the code did not stop when asked and had to be abandoned; `busy` then tells whether it
+    was still computing (a loop that swallows every stop) or blocked in one long call.
     """
 
-    def __init__(self, still_running: bool = False):
+    def __init__(self, limit="cpu", *, seconds=0.0, cpu=0.0, wall=0.0, still_running=False,
+                 busy=False):
         super().__init__()
-        self.still_running = still_running
+        self.limit, self.seconds = limit, seconds
+        self.cpu, self.wall = cpu, wall
+        self.still_running, self.busy = still_running, busy
 
 
 class Fail(Exception):
@@ -49,15 +58,41 @@ class NotImplementedYet(Exception):
 # -- time limits ---------------------------------------------------------------------------------
 
 
-def run_with_limit(fn, seconds: float):
-    """Call fn() in a worker thread and return its value; raise Timeout after `seconds`.
+def wall_backstop(cpu_seconds: float) -> float:
+    """The wall-clock limit that goes with a CPU-time limit: generous, so that a busy machine
+    (where a thread gets a fraction of a core) never stops correct code."""
+    return max(3 * cpu_seconds, cpu_seconds + 3)
 
-    On time-out an exception is injected into the worker, and again every 0.1 s for a second,
-    which stops any Python loop that does not swallow it. A worker that still runs after that
-    (a bare `except:` inside an endless loop, or one long C call) is abandoned as a daemon
-    thread: the grader still returns on time. The worker has its own grad mode, so state
-    checks that involve it run inside fn.
+
+def _cpu_clock(thread: threading.Thread):
+    """A function giving `thread`'s CPU time in seconds, or None where the OS cannot tell."""
+    try:
+        clock = time.pthread_getcpuclockid(thread.ident)
+        time.clock_gettime(clock)
+    except (AttributeError, OSError, TypeError):
+        return None
+    return lambda: time.clock_gettime(clock)
+
+
+_POLL = 0.02  # seconds between looks at a running worker
+_GRACE = 3.0  # seconds a timed-out worker gets to act on the stop before it is abandoned
+
+
+def run_with_limit(fn, seconds: float, *, wall_seconds: float | None = None):
+    """Call fn() in a worker thread and return its value; raise Timeout past the limits.
+
+    `seconds` is a limit on the worker thread's own CPU time, so a busy machine, where the
+    thread waits for a core, never stops correct code. `wall_seconds` (default: a generous
+    backstop, see wall_backstop) stops code that sleeps or blocks without computing. Where the
+    OS cannot measure a thread's CPU time, the limit counts wall-clock time instead.
+
+    On time-out an exception is injected into the worker, again every 0.1 s, for up to three
+    seconds: that stops any Python loop that does not swallow it, and a sleep or a long C call
+    as soon as it returns. A worker that still runs after that is abandoned as a daemon thread:
+    the grader still returns. The worker has its own grad mode, so state checks that involve
+    it run inside fn.
     """
+    wall_seconds = wall_backstop(seconds) if wall_seconds is None else wall_seconds
     box = {}
 
     def target():
@@ -67,20 +102,48 @@ def run_with_limit(fn, seconds: float):
             box["error"] = exc
 
     worker = threading.Thread(target=target, daemon=True, name="grader-check")
+    started = time.perf_counter()
     worker.start()
-    worker.join(seconds)
-    for _ in range(10):
+    cpu_time = _cpu_clock(worker)
+
+    def used():
+        wall = time.perf_counter() - started
+        try:
+            return (cpu_time() if cpu_time else wall), wall
+        except OSError:  # the thread ended between two looks
+            return 0.0, wall
+
+    limit = None
+    while worker.is_alive():
+        worker.join(_POLL)
         if not worker.is_alive():
             break
+        cpu, wall = used()
+        if cpu > seconds:
+            limit = "cpu"
+            break
+        if wall > wall_seconds:
+            limit = "wall"
+            break
+    if limit is None:
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+    cpu, wall = used()
+    deadline = time.perf_counter() + _GRACE
+    while worker.is_alive() and time.perf_counter() < deadline:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(worker.ident), ctypes.py_object(Timeout)
         )
         worker.join(0.1)
-    if "error" in box and not isinstance(box["error"], Timeout):
+    if not worker.is_alive() and "error" not in box and "value" in box:
+        return box["value"]  # it finished on its own just as the limit passed
+    if not worker.is_alive() and "error" in box and not isinstance(box["error"], Timeout):
         raise box["error"]
-    if "value" in box:
-        return box["value"]
-    raise Timeout(still_running=worker.is_alive())
+    later_cpu, _ = used()
+    alive = worker.is_alive()
+    raise Timeout(limit, seconds=seconds if limit == "cpu" else wall_seconds, cpu=cpu, wall=wall,
+                  still_running=alive, busy=alive and later_cpu - cpu > 0.2 * _GRACE)
 
 
 # -- global state --------------------------------------------------------------------------------
@@ -93,6 +156,7 @@ class GlobalState:
     torch_rng: torch.Tensor
     numpy_rng: tuple
     python_rng: tuple
+    num_threads: int
 
     @classmethod
     def capture(cls) -> GlobalState:
@@ -102,6 +166,7 @@ class GlobalState:
             torch_rng=torch.get_rng_state(),
             numpy_rng=np.random.get_state(),
             python_rng=random.getstate(),
+            num_threads=torch.get_num_threads(),
         )
 
     def changes_since(self, later: GlobalState, *, rng_allowed: bool) -> list[str]:
@@ -114,6 +179,11 @@ class GlobalState:
             )
         if later.grad_enabled != self.grad_enabled:
             found.append("gradient tracking was switched off and left off (torch.set_grad_enabled)")
+        if later.num_threads != self.num_threads:
+            found.append(
+                f"torch's thread count went from {self.num_threads} to {later.num_threads} "
+                "(torch.set_num_threads)"
+            )
         if not rng_allowed and not torch.equal(later.torch_rng, self.torch_rng):
             found.append(
                 "torch's global random generator moved (a call to torch.manual_seed, or random "
@@ -127,17 +197,36 @@ class GlobalState:
         torch.set_rng_state(self.torch_rng)
         np.random.set_state(self.numpy_rng)
         random.setstate(self.python_rng)
+        if torch.get_num_threads() != self.num_threads:
+            torch.set_num_threads(self.num_threads)
 
 
 # -- calling learner code ------------------------------------------------------------------------
 
 _GRADER_DIR = os.path.dirname(os.path.abspath(__file__))
+# Where library code lives: a frame outside these (and outside the grader) is the learner's.
+_LIBRARY_DIRS = tuple(
+    os.path.abspath(p) + os.sep
+    for p in {*(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+              os.path.dirname(os.path.dirname(os.path.abspath(torch.__file__)))}
+)
+
+
+def _is_learner_file(filename: str) -> bool:
+    path = os.path.abspath(filename)
+    return not (path.startswith(_GRADER_DIR + os.sep) or path.startswith(_LIBRARY_DIRS))
+
+
+def raised_in_learner_code(exc: BaseException) -> bool:
+    """True when a frame of the exception's traceback is the learner's code (a notebook cell,
+    their module), False when it came from the grader's own work or a library it called."""
+    return any(_is_learner_file(f.filename) for f in traceback.extract_tb(exc.__traceback__))
 
 
 def _learner_frame(exc: BaseException) -> str:
     """Where in the learner's code the exception came from, e.g. 'line 7 in nt_xent_loss'."""
     frames = traceback.extract_tb(exc.__traceback__)
-    theirs = [f for f in frames if not os.path.abspath(f.filename).startswith(_GRADER_DIR)]
+    theirs = [f for f in frames if _is_learner_file(f.filename)]
     frame = (theirs or frames or [None])[-1]
     if frame is None:
         return ""

@@ -11,7 +11,10 @@ import pytest
 import torch
 
 import grader
+import grader.checks
+from grader.checks import Checklist
 from grader.report import SKIP, TODO
+from grader.sandbox import wall_backstop
 from tests.botches.nt_xent import CATALOGUE as NT_XENT_BOTCHES
 from tests.nbtools import ROOT, SOLUTIONS, load_graded
 
@@ -84,14 +87,19 @@ def wrong_signature(z1, z2, tau=0.5):
     return REFERENCE(z1, z2, tau)
 
 
+def changes_threads(z1, z2, temperature=0.5):
+    torch.set_num_threads(3)
+    return REFERENCE(z1, z2, temperature)
+
+
 def _state():
     return (torch.get_default_dtype(), torch.is_grad_enabled(), torch.get_rng_state(),
-            np.random.get_state()[1].copy(), random.getstate())
+            np.random.get_state()[1].copy(), random.getstate(), torch.get_num_threads())
 
 
 def _same_state(a, b):
     return (a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
-            and np.array_equal(a[3], b[3]) and a[4] == b[4])
+            and np.array_equal(a[3], b[3]) and a[4] == b[4] and a[5] == b[5])
 
 
 HOSTILE = {
@@ -105,6 +113,7 @@ HOSTILE = {
     "mutates its inputs": (mutates_inputs, "in-place"),
     "calls sys.exit": (exits, "crashed"),
     "wrong signature": (wrong_signature, "signature"),
+    "changes torch's thread count": (changes_threads, "changes settings outside itself"),
 }
 
 
@@ -118,16 +127,94 @@ def test_hostile_code_becomes_a_failed_check_and_state_is_restored(name):
     assert _same_state(before, _state())
 
 
-@pytest.mark.parametrize("fn", [never_returns, sleeps_forever], ids=lambda f: f.__name__)
-def test_code_that_never_returns_is_stopped_and_the_rest_skipped(fn):
+def test_code_that_never_returns_is_stopped_at_the_cpu_limit_and_the_rest_skipped():
     start = time.perf_counter()
-    report = grader.check("nt_xent_loss", fn)
+    report = grader.check("nt_xent_loss", never_returns)
     elapsed = time.perf_counter() - start
     assert not report.passed
-    assert "did not finish" in report.results[0].message
+    first = report.results[0]
+    assert first.timed_out and "of CPU time" in first.message and "was stopped" in first.message
     assert "never returns" in report.diagnosis
     assert all(r.status == SKIP for r in report.results[1:])
-    assert elapsed < 10, f"the grader took {elapsed:.1f} s to give up"
+    limit = grader.checks.DEFAULT_TIMEOUT
+    assert elapsed < wall_backstop(limit) + 5, f"the grader took {elapsed:.1f} s to give up"
+
+
+def test_code_that_blocks_is_stopped_by_the_wall_clock_backstop_and_told_it_waits():
+    start = time.perf_counter()
+    report = grader.check("nt_xent_loss", sleeps_forever)
+    elapsed = time.perf_counter() - start
+    first = report.results[0]
+    assert not report.passed and first.timed_out
+    assert "wall-clock limit" in first.message and "waiting" in first.message, first.message
+    assert "still inside one long call" in first.message
+    assert "ignored every request" not in first.message
+    assert "waits for something" in report.diagnosis
+    assert all(r.status == SKIP for r in report.results[1:])
+    assert elapsed < wall_backstop(grader.checks.DEFAULT_TIMEOUT) + 5
+
+
+def _one_check(cpu_seconds):
+    """A checklist of one check with a short limit that calls the learner's function once."""
+    cl = Checklist("slowpoke", drill="test")
+    cl.add("calls it", diagnosis="-", hint="-", timeout=cpu_seconds)(lambda f: f())
+    return cl
+
+
+def test_slow_but_finite_code_is_told_it_was_slow_not_that_it_loops(monkeypatch):
+    monkeypatch.setitem(grader.checks.REGISTRY, "slowpoke", _one_check(0.2))  # 3.2 s wall
+    report = grader.check("slowpoke", lambda: time.sleep(1.5))
+    assert report.passed, str(report)  # 1.5 s of sleep is under the wall-clock backstop
+    report = grader.check("slowpoke", lambda: [time.sleep(1.5) for _ in range(3)])
+    message = report.results[0].message
+    assert not report.passed and "wall-clock limit" in message and "waiting" in message
+    # The sleep returned within the grace period and the code stopped: not "still running".
+    assert "still" not in message and "ignored" not in message, message
+    assert "never returns" not in report.diagnosis
+
+
+def test_cpu_time_not_wall_time_is_what_the_limit_counts(monkeypatch):
+    # 0.6 s of sleeping under a 0.3 s CPU limit passes: waiting is not computing.
+    monkeypatch.setitem(grader.checks.REGISTRY, "slowpoke", _one_check(0.3))
+    assert grader.check("slowpoke", lambda: time.sleep(0.6)).passed
+    # 1 s of computing under the same limit does not.
+    def spin():
+        end = time.thread_time() + 1.0
+        while time.thread_time() < end:
+            pass
+    report = grader.check("slowpoke", spin)
+    assert not report.passed and "CPU time" in report.results[0].message
+
+
+def test_checks_run_on_one_torch_thread_and_the_count_is_restored(monkeypatch):
+    seen = []
+    cl = Checklist("threads", drill="test")
+    cl.add("looks", diagnosis="-", hint="-")(lambda f: seen.append(torch.get_num_threads()))
+    monkeypatch.setitem(grader.checks.REGISTRY, "threads", cl)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert grader.check("threads", lambda: None).passed
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_graders_own_comparison_error_is_not_blamed_on_the_learner():
+    # update_center in float32 on float64 inputs: the check's comparison with a float64
+    # expectation raises inside torch, called by the grader, not by the learner.
+    def float32_center(center, teacher_out, momentum=0.9):
+        mean = torch.cat(list(teacher_out)).mean(0)
+        return (momentum * center + (1 - momentum) * mean).float()
+
+    report = grader.check("update_center", float32_center)
+    assert not report.passed
+    rows = [r for r in report.results if not r.passed]
+    assert rows
+    for r in rows:
+        assert "your code raised" not in r.message, r.message
+        assert "crashed" not in r.diagnosis, r.diagnosis
+    assert any("dtype" in r.diagnosis for r in rows), [r.diagnosis for r in rows]
 
 
 def test_code_that_swallows_every_stop_request_is_abandoned_and_the_learner_told():
@@ -155,7 +242,7 @@ def test_time_limit_also_works_outside_the_main_thread():
     worker.start()
     worker.join(30)
     assert not worker.is_alive()
-    assert "did not finish" in box["r"].results[0].message
+    assert box["r"].results[0].timed_out
 
 
 def test_an_untouched_stub_shows_every_check_as_not_implemented():

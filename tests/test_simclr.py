@@ -190,3 +190,33 @@ def test_train_simclr_waits_for_the_loss_it_calls():
     exec("def nt_xent_loss(z1, z2, temperature=0.5):\n    raise NotImplementedError\n", namespace)
     report = grader.check("train_simclr", namespace["train_simclr"])
     assert report.results[0].status == TODO, str(report)
+
+
+# A correct augmentation (it passes every augment check) that makes the 40-step problem hard:
+# shifts of up to two pixels and a 4x4 cutout. Before the checks used their own augmentation,
+# it made a correct training loop fail "lowers the loss" (3.443 -> 3.434).
+HARD_BUT_CORRECT_AUGMENT = (
+    "def augment(x, generator=None):\n"
+    "    n, _, h, w = x.shape\n"
+    "    s = torch.randint(-2, 3, (n, 2), generator=generator).tolist()\n"
+    "    x = torch.stack([torch.roll(x[i], tuple(v), dims=(-2, -1)) for i, v in enumerate(s)])\n"
+    "    t = torch.randint(0, h - 3, (n,), generator=generator).tolist()\n"
+    "    left = torch.randint(0, w - 3, (n,), generator=generator).tolist()\n"
+    "    m = torch.ones_like(x)\n"
+    "    for i in range(n):\n"
+    "        m[i, :, t[i]:t[i] + 4, left[i]:left[i] + 4] = 0\n"
+    "    return x * m\n"
+)
+TINY_NOISE_AUGMENT = (  # correct in form, but it barely changes an image
+    "def augment(x, generator=None):\n"
+    "    return x + 0.01 * torch.randn(x.shape, generator=generator, dtype=x.dtype)\n"
+)
+
+
+@pytest.mark.parametrize("source", [HARD_BUT_CORRECT_AUGMENT, TINY_NOISE_AUGMENT],
+                         ids=["shifts and cutout", "tiny noise"])
+def test_train_simclr_is_not_judged_by_the_strength_of_the_learners_augment(source):
+    namespace = load_graded(SOLUTIONS / "02_simclr.ipynb")  # a fresh copy to modify
+    exec("import torch\n" + source, namespace)
+    report = grader.check("train_simclr", namespace["train_simclr"])
+    assert report.passed, str(report)  # the training loop is correct, whatever augment does

@@ -4,9 +4,11 @@ None of these has one right output, so the checks test what every correct versio
 augmentation changes an image but keeps it recognisable, a projection head is non-linear, a
 training loop feeds the loss two views of the same samples and clears its gradients, a probe
 learns from the training set only. To see inside `train_simclr`, the checks hand it a small
-network of their own that records what it is given, and wrap the learner's `augment` and
-`nt_xent_loss` for the length of the call, so every tensor the loss receives can be traced back
-to the data rows it came from. Real images (64 handwritten digits) and the known answer for the
+network of their own that records what it is given, put an augmentation of their own in place
+of the notebook's `augment` (so that no check depends on how strong the learner's augmentation
+is: a correct loop must pass with a correct but weak one), and wrap `nt_xent_loss`, for the
+length of the call, so every tensor the loss receives can be traced back to the data rows it
+came from. Real images (64 handwritten digits) and the known answer for the
 probe live in grader/data/simclr_*.json.
 """
 
@@ -26,10 +28,9 @@ from ..sandbox import Fail, call, tensor_out
 
 DRILL = "02_simclr"
 
-# The first torch optimiser built in a fresh process imports torch._dynamo: about a second of CPU,
-# several seconds of wall time on a loaded machine. The first check of a name whose learner code
-# builds an optimiser (train_simclr, linear_probe) gets this longer limit; the checks themselves
-# take a few hundredths of a second.
+# The first torch optimiser built in a fresh process imports torch._dynamo: about a second of CPU.
+# The first check of a name whose learner code builds an optimiser (train_simclr, linear_probe)
+# gets this longer limit; the checks themselves take a few hundredths of a second.
 _FIRST_CALL_TIMEOUT = 20.0
 
 
@@ -544,6 +545,47 @@ def _train_probe(fn):
 
 train_checks = checklist("train_simclr", drill=DRILL, probe=_train_probe)
 
+
+def _own_augment(x, generator=None):
+    """The checks' augmentation, used in place of the notebook's while train_simclr runs: each
+    image shifted by up to one pixel each way (zeros come in) plus noise of std 0.1, every draw
+    from `generator` (torch's global generator when it is None), as the contract says."""
+    n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    shifts = torch.randint(-1, 2, (n, 2), generator=generator).tolist()
+    padded = F.pad(x, (1, 1, 1, 1))
+    out = torch.stack([padded[i, ..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+                       for i, (dy, dx) in enumerate(shifts)])
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return out + 0.1 * noise.to(x.device)
+
+
+_own_augment._grader_owned = True
+
+
+class _OwnAugment:
+    """While active, the learner's namespace holds `augment` = the checks' own augmentation
+    (through `wrap`, if given, so a trace can record its calls); restored on exit."""
+
+    def __init__(self, fn, wrap=None):
+        self.space = getattr(fn, "__globals__", None)
+        self.wrap = wrap
+        self.found, self.saved = False, None
+
+    def __enter__(self):
+        space = self.space if isinstance(self.space, dict) else {}
+        current = space.get("augment")
+        self.found = callable(current)
+        if self.found and not getattr(current, "_grader_owned", False):
+            self.saved = current
+            own = self.wrap(_own_augment) if self.wrap else _own_augment
+            space["augment"] = own
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            self.space["augment"] = self.saved
+        return False
+
 _DEFAULT = object()
 
 
@@ -552,6 +594,7 @@ class _Trace:
     and hooks on the network record every view it sees. Everything is restored on exit."""
 
     def __init__(self, fn, net):
+        self._fn = fn
         self.space = getattr(fn, "__globals__", None)
         self.net = net
         self.augment_calls = []  # (input rows, output rows)
@@ -562,11 +605,12 @@ class _Trace:
 
     def __enter__(self):
         space = self.space if isinstance(self.space, dict) else {}
-        for name, wrap in (("augment", self._wrap_augment), ("nt_xent_loss", self._wrap_loss)):
-            if callable(space.get(name)):
-                self.found[name] = True
-                self._saved[name] = space[name]
-                space[name] = wrap(space[name])
+        self._own = _OwnAugment(self._fn, wrap=self._wrap_augment).__enter__()
+        self.found["augment"] = self._own.found
+        if callable(space.get("nt_xent_loss")):
+            self.found["nt_xent_loss"] = True
+            self._saved["nt_xent_loss"] = space["nt_xent_loss"]
+            space["nt_xent_loss"] = self._wrap_loss(space["nt_xent_loss"])
         self._hooks = [
             self.net.backbone.register_forward_hook(self._on_backbone),
             self.net.projector.register_forward_hook(self._on_projector),
@@ -576,6 +620,7 @@ class _Trace:
     def __exit__(self, *exc):
         for name, original in self._saved.items():
             self.space[name] = original
+        self._own.__exit__(*exc)
         for hook in self._hooks:
             hook.remove()
         return False
@@ -586,6 +631,7 @@ class _Trace:
             if isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor):
                 self.augment_calls.append((x.detach().clone(), out.detach().clone()))
             return out
+        augment._grader_owned = True
         return augment
 
     def _wrap_loss(self, original):
@@ -678,7 +724,8 @@ _TRAIN_RNG = dict(
 
 def _trainer(fn, net, data, **kwargs):
     before = torch.get_rng_state() if kwargs.get("generator") is not None else None
-    out = call(fn, net, data, **kwargs)
+    with _OwnAugment(fn):
+        out = call(fn, net, data, **kwargs)
     if before is not None and not torch.equal(torch.get_rng_state(), before):
         raise Fail("training drew from torch's global generator although it was given one",
                    measured="global generator moved", expected="untouched", **_TRAIN_RNG)
@@ -969,8 +1016,11 @@ def train_lowers_loss(fn):
                    "negative learning rate)",
                    measured=f"{first:.3f} -> {last:.3f}", expected="a falling loss")
     if last > first - 0.15:
+        # A small fall has many causes (part of the network frozen, a tiny step): the checks
+        # after this one can name them, so this one does not claim to.
         raise Fail(f"the loss went from {first:.3f} to only {last:.3f} in 40 steps",
-                   measured=f"{first:.3f} -> {last:.3f}", expected="a fall of at least 0.15")
+                   measured=f"{first:.3f} -> {last:.3f}", expected="a fall of at least 0.15",
+                   conclusive=False)
     return f"mean of the first 5 steps {first:.3f}, of the last 5 {last:.3f}"
 
 
