@@ -21,9 +21,19 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: setup
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/
 
+# nbval compares the solutions' outputs three times, as three other machines would run them: the
+# default kernels, no vector kernels (ATEN_CPU_CAPABILITY=default, as on a CPU without AVX), and
+# one OpenMP thread. Each notebook prints only what every machine reproduces.
+NBVAL := $(BIN)/python -m pytest -q --nbval --nbval-current-env solutions/
+
 test: setup
 	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --nbval --nbval-current-env solutions/
+	@echo "nbval: default numerical set-up"
+	$(NBVAL)
+	@echo "nbval: ATEN_CPU_CAPABILITY=default (no vector kernels)"
+	ATEN_CPU_CAPABILITY=default $(NBVAL)
+	@echo "nbval: OMP_NUM_THREADS=1 (one intra-op thread)"
+	OMP_NUM_THREADS=1 $(NBVAL)
 
 stubs: setup
 	$(BIN)/python -m grader stubs

@@ -1,8 +1,11 @@
-"""Benchmarks (`make bench`): how long a full grader.check takes per graded name, and how long
-each solution notebook takes to run top to bottom in a fresh kernel."""
+"""Benchmarks (`make bench`): the machine's float32 matmul speed, how long a full grader.check
+takes per graded name, and how long each solution notebook takes to run top to bottom in a
+fresh kernel. Machines differ up to 3x: read the times against the GFLOP/s line."""
 
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +14,20 @@ sys.path.insert(0, str(ROOT))
 
 import grader  # noqa: E402
 from tests.nbtools import execute, load_graded, read, solution_paths  # noqa: E402
+
+
+def bench_matmul(size=1024, repeats=20):
+    """float32 matmul GFLOP/s on torch's default threads: the yardstick for the times below."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    seconds = time.perf_counter() - start
+    print(f"machine: {2 * size ** 3 * repeats / seconds / 1e9:.0f} GFLOP/s float32 matmul "
+          f"({size} x {size}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs)")
 
 
 def bench_checks(repeats=5):
@@ -33,11 +50,13 @@ def bench_checks(repeats=5):
 def bench_notebooks():
     print("solution notebooks, executed top to bottom in a fresh kernel (kernel start included)")
     for path in solution_paths():
-        start = time.perf_counter()
-        execute(read(path), cwd=path.parent, timeout=600)
-        print(f"  {path.name:<22} {time.perf_counter() - start:6.1f} s wall")
+        with tempfile.TemporaryDirectory() as scratch:  # nothing is left beside the solutions
+            start = time.perf_counter()
+            execute(read(path), cwd=scratch, timeout=600)
+            print(f"  {path.name:<22} {time.perf_counter() - start:6.1f} s wall")
 
 
 if __name__ == "__main__":
+    bench_matmul()
     bench_checks()
     bench_notebooks()

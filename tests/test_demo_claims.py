@@ -1,0 +1,78 @@
+"""The demos' margins still bite: each drill's demo, run with a classic botch in place of a
+graded function, fails the assertion that states the demo's claim.
+
+An assertion with a margin wide enough to pass anything would be a check that cannot fail. The
+solution notebooks assert their claims with margins taken from the spread over seeds and CPU
+set-ups (see each cell's comment); here the same cells run, in this process, with the botched
+function swapped in, and the claim's assertion must fail.
+"""
+
+import os
+
+import pytest
+
+from tests.botches import clip, dino, nt_xent, simclr
+from tests.nbtools import SOLUTIONS, read
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _botch(catalogue, name):
+    (found,) = [b for b in catalogue if b.name == name]
+    return found.obj
+
+
+def run_demo(solution, swap, claim):
+    """Run the solution's code cells in order (not the grader or clock cells), with the graded
+    functions in `swap` replaced as soon as they are defined, up to and including the first cell
+    containing `claim`; return the AssertionError it raised, or None."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nb = read(SOLUTIONS / solution)
+    namespace = {"__name__": "__main__"}
+    for i, cell in enumerate(nb.cells):
+        source = cell.source
+        if cell.cell_type != "code" or "grader.check(" in source or "clock" in source:
+            continue
+        if claim in source:
+            try:
+                exec(compile(source, f"{solution}[cell {i}]", "exec"), namespace)
+            except AssertionError as failure:
+                return failure
+            finally:
+                plt.close("all")
+            return None
+        exec(compile(source, f"{solution}[cell {i}]", "exec"), namespace)
+        plt.close("all")
+        if "graded" in cell.metadata.get("tags", []):
+            namespace.update({n: obj for n, obj in swap.items() if n in namespace})
+    raise AssertionError(f"no cell of {solution} contains {claim!r}")
+
+
+CASES = [
+    ("01_nt_xent.ipynb", "nt_xent_loss", _botch(nt_xent.CATALOGUE, "wrong partner index"),
+     "assert after[2] - before[2] >= 0.4"),
+    ("02_simclr.ipynb", "train_simclr", _botch(simclr.CATALOGUE, "loss on h"),
+     "assert gain.mean() > 0.02"),
+    ("03_clip.ipynb", "clip_loss", _botch(clip.CATALOGUE, "targets all zero"),
+     "assert ensemble >= 0.85"),
+    ("04_dino.ipynb", "dino_loss", _botch(dino.CATALOGUE, "no centering"),
+     "assert gain[\"k-NN, 5 per class\"] >= 0.02"),
+]
+
+
+@pytest.mark.parametrize("solution, name, botch, claim", CASES,
+                         ids=[f"{c[0][:2]}-{c[2].__name__}" for c in CASES])
+def test_the_demo_claim_fails_with_a_classic_botch(solution, name, botch, claim):
+    assert run_demo(solution, {name: botch}, claim) is not None, (
+        f"{solution}: the demo's claim still holds with {botch.__name__} in place of {name}: "
+        "its margin cannot fail")
+
+
+@pytest.mark.parametrize("solution, claim", [(c[0], c[3]) for c in CASES],
+                         ids=[c[0][:2] for c in CASES])
+def test_the_demo_claim_holds_with_the_solution(solution, claim):
+    assert run_demo(solution, {}, claim) is None
