@@ -25,7 +25,8 @@ def _botch(catalogue, name):
 def run_demo(solution, swap, claim):
     """Run the solution's code cells in order (not the grader or clock cells), with the graded
     functions in `swap` replaced as soon as they are defined, up to and including the first cell
-    containing `claim`; return the AssertionError it raised, or None."""
+    containing `claim`; return the AssertionError that cell raised, or None. (An earlier cell's
+    assertion on a closed form may fail too; the run goes on, as nbval's would.)"""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +36,7 @@ def run_demo(solution, swap, claim):
     namespace = {"__name__": "__main__"}
     for i, cell in enumerate(nb.cells):
         source = cell.source
-        if cell.cell_type != "code" or "grader.check(" in source or "clock" in source:
+        if cell.cell_type != "code" or "grader.check(" in source or "clock.summary" in source:
             continue
         if claim in source:
             try:
@@ -45,7 +46,10 @@ def run_demo(solution, swap, claim):
             finally:
                 plt.close("all")
             return None
-        exec(compile(source, f"{solution}[cell {i}]", "exec"), namespace)
+        try:
+            exec(compile(source, f"{solution}[cell {i}]", "exec"), namespace)
+        except AssertionError:  # an earlier check on a closed form: the botch shows there too
+            pass
         plt.close("all")
         if "graded" in cell.metadata.get("tags", []):
             namespace.update({n: obj for n, obj in swap.items() if n in namespace})
@@ -55,7 +59,7 @@ def run_demo(solution, swap, claim):
 CASES = [
     ("01_nt_xent.ipynb", "nt_xent_loss", _botch(nt_xent.CATALOGUE, "wrong partner index"),
      "assert after[2] - before[2] >= 0.4"),
-    ("02_simclr.ipynb", "train_simclr", _botch(simclr.CATALOGUE, "loss on h"),
+    ("02_simclr.ipynb", "train_simclr", _botch(simclr.CATALOGUE, "the same view twice"),
      "assert gain.mean() > 0.02"),
     ("03_clip.ipynb", "clip_loss", _botch(clip.CATALOGUE, "targets all zero"),
      "assert ensemble >= 0.85"),
