@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -61,12 +62,99 @@ class Checklist:
         return register
 
 
-REGISTRY: dict[str, Checklist] = {}
+class Registry:
+    """Every Checklist, by drill and then by graded name.
+
+    A graded name is unique within its drill, and registering it twice there is an error. Two
+    drills may grade the same name (`augment` in 02 and 05, say): `find(name, drill)` picks one,
+    and without a drill the only drill that grades the name, or else the drill of the running
+    clock. Iterating gives the graded names; `items()` and `values()` give every checklist.
+    """
+
+    def __init__(self):
+        self._drills: dict[str, dict[str, Checklist]] = {}
+
+    def add(self, cl: Checklist) -> Checklist:
+        names = self._drills.setdefault(cl.drill, {})
+        if cl.graded_name in names:
+            raise ValueError(f"`{cl.graded_name}` is already graded in drill {cl.drill}: a name "
+                             "is registered once per drill")
+        names[cl.graded_name] = cl
+        return cl
+
+    def remove(self, cl: Checklist) -> None:
+        names = self._drills.get(cl.drill, {})
+        if names.get(cl.graded_name) is cl:
+            del names[cl.graded_name]
+            if not names:
+                del self._drills[cl.drill]
+
+    @contextmanager
+    def registered(self, cl: Checklist):
+        """`cl` registered for the length of a with-block (for tests)."""
+        self.add(cl)
+        try:
+            yield cl
+        finally:
+            self.remove(cl)
+
+    def drills(self) -> list[str]:
+        return sorted(self._drills)
+
+    def in_drill(self, drill: str) -> dict[str, Checklist]:
+        return dict(self._drills.get(drill, {}))
+
+    def drills_of(self, name: str) -> list[str]:
+        return [d for d in self.drills() if name in self._drills[d]]
+
+    def find(self, name: str, drill: str | None = None) -> Checklist | None:
+        """The checklist for `name`; None when no drill grades it. Raises LookupError, with a
+        message for the learner, when several drills grade it and none is chosen."""
+        if drill is not None:
+            return self._drills.get(drill, {}).get(name)
+        owners = self.drills_of(name)
+        if len(owners) <= 1:
+            return self._drills[owners[0]][name] if owners else None
+        from .clock import current
+
+        running = current()
+        if running is not None and running.drill in owners:
+            return self._drills[running.drill][name]
+        raise LookupError(f"`{name}` is graded in several drills ({', '.join(owners)}): say "
+                          f'which, for example grader.check("{name}", fn, drill="{owners[0]}")')
+
+    def values(self) -> list[Checklist]:
+        return [cl for d in self.drills() for cl in self._drills[d].values()]
+
+    def items(self) -> list[tuple[str, Checklist]]:
+        return [(cl.graded_name, cl) for cl in self.values()]
+
+    def __iter__(self):
+        seen = []
+        for cl in self.values():
+            if cl.graded_name not in seen:
+                seen.append(cl.graded_name)
+        return iter(seen)
+
+    def __contains__(self, name) -> bool:
+        return bool(self.drills_of(name))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def __getitem__(self, name: str) -> Checklist:
+        cl = self.find(name)
+        if cl is None:
+            raise KeyError(name)
+        return cl
+
+
+REGISTRY = Registry()
 
 
 def checklist(graded_name, drill, **kwargs) -> Checklist:
-    REGISTRY[graded_name] = Checklist(graded_name, drill, **kwargs)
-    return REGISTRY[graded_name]
+    """Register (and return) the checklist of `graded_name` in `drill`; twice is an error."""
+    return REGISTRY.add(Checklist(graded_name, drill, **kwargs))
 
 
 def _wrong_kind(cl: Checklist, obj) -> str:
@@ -186,12 +274,18 @@ def _run_one(check: Check, obj) -> CheckResult:
     return result
 
 
-def run(graded_name: str, obj) -> Report:
-    """Run every check for `graded_name` on the learner's object. Never raises."""
-    if graded_name not in REGISTRY:
+def run(graded_name: str, obj, drill: str | None = None) -> Report:
+    """Run every check for `graded_name` (in `drill`, when given) on the learner's object.
+    Never raises."""
+    try:
+        cl = REGISTRY.find(graded_name, drill)
+    except LookupError as exc:
+        return Report(graded_name, problem=str(exc))
+    if cl is None:
         known = ", ".join(sorted(REGISTRY))
-        return Report(graded_name, problem=f"no checks for '{graded_name}' (known: {known})")
-    cl = REGISTRY[graded_name]
+        where = f" in drill {drill}" if drill else ""
+        return Report(graded_name,
+                      problem=f"no checks for '{graded_name}'{where} (known: {known})")
     report = Report(graded_name)
     problem = _wrong_kind(cl, obj)
     if problem:
@@ -214,13 +308,16 @@ def run(graded_name: str, obj) -> Report:
     return report
 
 
-def ready(graded_name: str, obj) -> bool:
+def ready(graded_name: str, obj, drill: str | None = None) -> bool:
     """False (and one line printed) when obj is still an untouched stub.
 
     Demo cells start with `if grader.ready(...)`: a learner who runs the notebook top to bottom
     before writing anything sees which function to write first instead of a traceback.
     """
-    cl = REGISTRY.get(graded_name)
+    try:
+        cl = REGISTRY.find(graded_name, drill)
+    except LookupError:
+        cl = None
     if cl is None or cl.probe is None:
         return True
     state = GlobalState.capture()

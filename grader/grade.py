@@ -34,7 +34,19 @@ MARK = "@@contrastive-drills-grade@@"
 DEFAULT_TIMEOUT = 300  # seconds for running one notebook's cells; grading has its own budget
 GRADING_MARGIN = 60  # seconds on top of the checks' own time limits (imports, a slow start)
 
-PASS, FAIL, TODO, MISSING, NOT_GRADED = "pass", "fail", "not implemented", "missing", "not graded"
+from .report import Report  # noqa: E402
+from .status import (  # noqa: E402
+    MISSING,
+    NOT_GRADED,
+    NOTEBOOK_CELL_ERRORS,
+    NOTEBOOK_ERROR,
+    NOTEBOOK_GRADABLE,
+    NOTEBOOK_KERNEL_DIED,
+    NOTEBOOK_OK,
+    NOTEBOOK_TIMED_OUT,
+    NOTEBOOK_UNREADABLE,
+    PASS,
+)
 
 
 class UsageError(Exception):
@@ -61,7 +73,7 @@ class Graded:
 @dataclass
 class NotebookResult:
     notebook: str
-    status: str = "ok"  # ok | cell errors | timed out | kernel died | unreadable | error
+    status: str = NOTEBOOK_OK  # one of grader.status.NOTEBOOK_*
     message: str = ""
     seconds: float = 0.0
     cell_errors: list[dict] = field(default_factory=list)
@@ -69,7 +81,7 @@ class NotebookResult:
 
     @property
     def passed(self) -> bool:
-        return (self.status in ("ok", "cell errors") and bool(self.graded)
+        return (self.status in NOTEBOOK_GRADABLE and bool(self.graded)
                 and all(g.passed for g in self.graded))
 
     def to_dict(self) -> dict:
@@ -213,20 +225,10 @@ def _row(report: dict, registry) -> Graded:
         total = len(registry[name].checks) if name in registry else 0
         return Graded(name, MISSING, 0, total, "",
                       f"`{name}` is not defined in the notebook (did its cell run?)")
-    results = report.get("results", [])
-    passed = sum(bool(r.get("passed")) for r in results)
-    first = next((r for r in results if not r.get("passed")), None)
-    if report.get("passed"):
-        status = PASS
-    elif results and all(r.get("status") == TODO for r in results):
-        status = TODO
-    else:
-        status = FAIL
-    diagnosis = report.get("diagnosis", "")
-    if status == TODO:
-        diagnosis = "not implemented yet (the stub still raises NotImplementedError)"
-    return Graded(name, status, passed, len(results), first["name"] if first else "", diagnosis,
-                  report)
+    rebuilt = Report.from_dict(report)  # what the table says is what the Report says
+    first = rebuilt.first_failure
+    return Graded(name, rebuilt.status, rebuilt.n_passed, len(rebuilt.results),
+                  first.name if first else "", rebuilt.diagnosis, rebuilt.to_dict())
 
 
 def _not_graded(names, registry, why) -> list[Graded]:
@@ -249,7 +251,7 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
     try:
         nb = read_notebook(path)
     except ValueError as exc:
-        result.status, result.message = "unreadable", str(exc)
+        result.status, result.message = NOTEBOOK_UNREADABLE, str(exc)
         return result
     names = expected_names(nb, path, registry)
     grading_budget = GRADING_MARGIN + sum(
@@ -304,7 +306,7 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
                     except DeadKernelError:
                         result.message = "the kernel died while grading"
         except Exception as exc:  # the kernel would not start, or nbclient itself failed
-            result.status = "error"
+            result.status = NOTEBOOK_ERROR
             result.message = f"could not run the notebook: {type(exc).__name__}: {exc}"
 
     result.cell_errors = [
@@ -312,17 +314,17 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
         for i, c in enumerate(nb.cells[:n_cells]) if c.cell_type == "code" and i != timed_out_in
         for o in c.get("outputs", []) if o.get("output_type") == "error"
     ]
-    if result.status == "error":
+    if result.status == NOTEBOOK_ERROR:
         pass  # the kernel never ran: the message says why
     elif died_in is not None:
-        result.status = "kernel died"
+        result.status = NOTEBOOK_KERNEL_DIED
         result.message = f"the kernel died in cell {died_in + 1}"
     elif timed_out_in is not None:
-        result.status = "timed out"
+        result.status = NOTEBOOK_TIMED_OUT
         result.message = (f"stopped at the {timeout:g} s limit in cell {timed_out_in + 1} of "
                           f"{n_cells}; " + (result.message or "graded on what it had defined"))
     elif result.cell_errors:
-        result.status = "cell errors"
+        result.status = NOTEBOOK_CELL_ERRORS
         first = result.cell_errors[0]
         more = len(result.cell_errors) - 1
         result.message = (f"cell {first['cell']} raised {first['error']}"
@@ -333,12 +335,12 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
         result.graded = [_row(r, registry) for r in reports["reports"]]
     elif reports is not None:
         result.graded = _not_graded(names, registry, f"grading failed: {reports.get('error')}")
-    elif result.status != "unreadable":
+    elif result.status != NOTEBOOK_UNREADABLE:
         why = result.message or "grading produced no result"
         result.graded = _not_graded(names, registry, why)
-        if result.status in ("ok", "cell errors"):
-            result.status = "error"
-    if not result.graded and result.status in ("ok", "cell errors"):
+        if result.status in NOTEBOOK_GRADABLE:
+            result.status = NOTEBOOK_ERROR
+    if not result.graded and result.status in NOTEBOOK_GRADABLE:
         result.message = "no graded names found: the notebook defines none and names no drill"
     result.seconds = round(time.monotonic() - t0, 2)
     return result
@@ -355,7 +357,7 @@ def _plain(text: str) -> str:
 
 
 def exit_code(results: list[NotebookResult]) -> int:
-    if any(r.status == "unreadable" for r in results):
+    if any(r.status == NOTEBOOK_UNREADABLE for r in results):
         return 2
     return 0 if all(r.passed for r in results) else 1
 
@@ -382,7 +384,7 @@ def to_csv(results: list[NotebookResult]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in results:
-        rows = r.graded or [Graded("", r.status if r.status == "unreadable" else NOT_GRADED,
+        rows = r.graded or [Graded("", r.status if r.status == NOTEBOOK_UNREADABLE else NOT_GRADED,
                                    diagnosis=r.message)]
         for g in rows:
             writer.writerow([r.notebook, g.graded_name, g.status, g.checks_passed,
@@ -469,6 +471,6 @@ def main(paths: list[str], *, fmt: str = "table", timeout: float = DEFAULT_TIMEO
     else:
         sys.stdout.write(to_table(results))
     for r in results:
-        if r.status == "unreadable":
+        if r.status == NOTEBOOK_UNREADABLE:
             print(f"grade: {r.notebook}: {r.message}", file=sys.stderr)
     return exit_code(results)

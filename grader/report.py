@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-PASS = "pass"
-FAIL = "fail"
-TODO = "not implemented"  # the learner has not written this function yet
-SKIP = "not run"  # an earlier check never finished, so the rest were not started
+from .status import FAIL, PASS, SKIP, TODO
+
+__all__ = ["CheckResult", "Report", "PASS", "FAIL", "TODO", "SKIP"]
+
+NOT_IMPLEMENTED = "not implemented yet (the stub still raises NotImplementedError)"
 
 
 @dataclass
@@ -29,6 +30,11 @@ class CheckResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CheckResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -56,10 +62,22 @@ class Report:
         return next((r for r in self.results if not r.passed), None)
 
     @property
+    def status(self) -> str:
+        """PASS, TODO (every check still meets an untouched stub) or FAIL."""
+        if self.passed:
+            return PASS
+        if self.results and not self.problem and all(r.status == TODO for r in self.results):
+            return TODO
+        return FAIL
+
+    @property
     def diagnosis(self) -> str:
-        """The headline: the likeliest mistake, from the first check that failed."""
+        """The headline, decided here only: the likeliest mistake, from the first conclusive
+        failure (or the first failure, when none is conclusive)."""
         if self.problem:
             return self.problem
+        if self.status == TODO:
+            return NOT_IMPLEMENTED
         failures = [r for r in self.results if not r.passed]
         if not failures:
             return ""
@@ -77,11 +95,18 @@ class Report:
         return {
             "graded_name": self.graded_name,
             "passed": self.passed,
+            "status": self.status,
             "score": self.score(),
             "diagnosis": self.diagnosis,
             "problem": self.problem,
             "results": [r.to_dict() for r in self.results],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Report:
+        """The inverse of to_dict (the derived fields are recomputed, not trusted)."""
+        return cls(d["graded_name"], [CheckResult.from_dict(r) for r in d.get("results", [])],
+                   d.get("problem", ""))
 
     def headline(self) -> str:
         if self.problem:

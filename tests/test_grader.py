@@ -12,7 +12,8 @@ import torch
 
 import grader
 import grader.checks
-from grader.checks import Checklist
+import grader.sandbox
+from grader.checks import REGISTRY, Checklist
 from grader.report import SKIP, TODO
 from grader.sandbox import wall_backstop
 from tests.botches.nt_xent import CATALOGUE as NT_XENT_BOTCHES
@@ -161,11 +162,11 @@ def _one_check(cpu_seconds):
     return cl
 
 
-def test_slow_but_finite_code_is_told_it_was_slow_not_that_it_loops(monkeypatch):
-    monkeypatch.setitem(grader.checks.REGISTRY, "slowpoke", _one_check(0.2))  # 3.2 s wall
-    report = grader.check("slowpoke", lambda: time.sleep(1.5))
-    assert report.passed, str(report)  # 1.5 s of sleep is under the wall-clock backstop
-    report = grader.check("slowpoke", lambda: [time.sleep(1.5) for _ in range(3)])
+def test_slow_but_finite_code_is_told_it_was_slow_not_that_it_loops():
+    with REGISTRY.registered(_one_check(0.2)):  # a 3.2 s wall-clock backstop
+        report = grader.check("slowpoke", lambda: time.sleep(1.5))
+        assert report.passed, str(report)  # 1.5 s of sleep is under the wall-clock backstop
+        report = grader.check("slowpoke", lambda: [time.sleep(1.5) for _ in range(3)])
     message = report.results[0].message
     assert not report.passed and "wall-clock limit" in message and "waiting" in message
     # The sleep returned within the grace period and the code stopped: not "still running".
@@ -173,28 +174,29 @@ def test_slow_but_finite_code_is_told_it_was_slow_not_that_it_loops(monkeypatch)
     assert "never returns" not in report.diagnosis
 
 
-def test_cpu_time_not_wall_time_is_what_the_limit_counts(monkeypatch):
+def test_cpu_time_not_wall_time_is_what_the_limit_counts():
     # 0.6 s of sleeping under a 0.3 s CPU limit passes: waiting is not computing.
-    monkeypatch.setitem(grader.checks.REGISTRY, "slowpoke", _one_check(0.3))
-    assert grader.check("slowpoke", lambda: time.sleep(0.6)).passed
+    with REGISTRY.registered(_one_check(0.3)):
+        assert grader.check("slowpoke", lambda: time.sleep(0.6)).passed
     # 1 s of computing under the same limit does not.
     def spin():
         end = time.thread_time() + 1.0
         while time.thread_time() < end:
             pass
-    report = grader.check("slowpoke", spin)
+    with REGISTRY.registered(_one_check(0.3)):
+        report = grader.check("slowpoke", spin)
     assert not report.passed and "CPU time" in report.results[0].message
 
 
-def test_checks_run_on_one_torch_thread_and_the_count_is_restored(monkeypatch):
+def test_checks_run_on_one_torch_thread_and_the_count_is_restored():
     seen = []
     cl = Checklist("threads", drill="test")
     cl.add("looks", diagnosis="-", hint="-")(lambda f: seen.append(torch.get_num_threads()))
-    monkeypatch.setitem(grader.checks.REGISTRY, "threads", cl)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert grader.check("threads", lambda: None).passed
+        with REGISTRY.registered(cl):
+            assert grader.check("threads", lambda: None).passed
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
@@ -288,3 +290,51 @@ def test_report_results_carry_every_documented_field():
     for r in report.results:
         assert r.passed is True and r.name and r.seconds >= 0
         assert {"name", "passed", "message", "diagnosis", "hint", "seconds"} <= r.to_dict().keys()
+
+
+def _probe_list(name, drill, verdict):
+    cl = Checklist(name, drill=drill)
+    cl.add(f"{drill} says {verdict}", diagnosis="-", hint="-")(
+        lambda f: None if verdict == "pass" else (_ for _ in ()).throw(
+            grader.sandbox.Fail("no", diagnosis=f"wrong for {drill}")))
+    return cl
+
+
+def test_a_name_graded_in_two_drills_is_checked_against_the_drill_asked_for():
+    with REGISTRY.registered(_probe_list("twin", "90_first", "pass")), \
+            REGISTRY.registered(_probe_list("twin", "91_second", "fail")):
+        assert grader.check("twin", lambda: None, drill="90_first").passed
+        second = grader.check("twin", lambda: None, drill="91_second")
+        assert not second.passed and "wrong for 91_second" in second.diagnosis
+        # No drill and no clock: which list applies is ambiguous, and the report says how to
+        # choose instead of guessing.
+        ambiguous = grader.check("twin", lambda: None)
+        assert not ambiguous.passed and 'drill="90_first"' in ambiguous.problem
+        # The clock of the notebook's drill decides.
+        import grader.clock as clock
+        saved = clock._current
+        try:
+            clock._current = clock.Clock("91_second", persist=False)
+            assert not grader.check("twin", lambda: None).passed
+            clock._current = clock.Clock("90_first", persist=False)
+            assert grader.check("twin", lambda: None).passed
+        finally:
+            clock._current = saved
+    assert "twin" not in REGISTRY
+
+
+def test_registering_a_name_twice_in_one_drill_is_an_error():
+    with REGISTRY.registered(_probe_list("once", "90_first", "pass")):
+        with pytest.raises(ValueError, match="already graded in drill 90_first"):
+            grader.checks.checklist("once", "90_first")
+    with pytest.raises(ValueError, match="already graded in drill 01_nt_xent"):
+        grader.checks.checklist("nt_xent_loss", "01_nt_xent")
+
+
+@pytest.mark.parametrize("fn", [REFERENCE, stub, raises], ids=["passes", "stub", "raises"])
+def test_a_report_round_trips_through_its_dict(fn):
+    report = grader.check("nt_xent_loss", fn)
+    again = grader.Report.from_dict(report.to_dict())
+    assert again.to_dict() == report.to_dict()
+    assert (again.status, again.diagnosis, again.score()) == (
+        report.status, report.diagnosis, report.score())
