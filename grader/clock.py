@@ -21,35 +21,22 @@ import html
 import json
 import math
 import os
-import re
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-ENV = "CONTRASTIVE_DRILLS_CLOCK"  # "off": no state file, no status lines
-FORMAT = 1
-
-
-@dataclass(frozen=True)
-class Block:
-    key: str
-    title: str
-    minutes: int
-    produces: str
-
-
-SCHEDULE = (
-    Block("read", "read the paper", 15, "the key equation, the central claim, the findings"),
-    Block("explain", "explain it out loud", 5, "a one-paragraph pitch; answers to the probes"),
-    Block("implement", "implement", 30, "the blank functions, filled"),
-    Block("sanity-check", "sanity-check", 10, "every grader check passing, each talked through"),
+from .clock_state import (  # the schedule and the state file live there
+    ENV,
+    KEYS,
+    SCHEDULE,
+    STALE_AFTER,
+    TOTAL_MINUTES,
+    _write_atomic,
+    load_state,
+    state_path,
 )
-TOTAL_MINUTES = sum(b.minutes for b in SCHEDULE)
-KEYS = [b.key for b in SCHEDULE]
-# A state file older than this belongs to an earlier attempt: the start cell begins a new one.
-STALE_AFTER = 12 * 3600
+from .clock_view import _bar_html, _hm, _mmss, _summary_html, _window  # noqa: F401
+
+FORMAT = 1
 
 DEFAULT_RUBRIC = """\
 3  every check passes inside the hour; you can explain each check and write the equation
@@ -58,18 +45,6 @@ DEFAULT_RUBRIC = """\
 0  the code does not run, or fails the basic cases"""
 
 _current: Clock | None = None
-
-
-def _mmss(seconds: float, *, up: bool = False) -> str:
-    """m:ss; time left is rounded up (a fresh start shows 15:00 left, not 14:59)."""
-    seconds = max(0, math.ceil(seconds) if up else int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _window(index: int) -> tuple[int, int]:
-    """Scheduled start and end of block `index`, in seconds from the start."""
-    start = sum(b.minutes for b in SCHEDULE[:index]) * 60
-    return start, start + SCHEDULE[index].minutes * 60
 
 
 def _disabled() -> bool:
@@ -140,87 +115,6 @@ class Summary(_Text):
     def __init__(self, text: str, html_text: str, data: dict):
         super().__init__(text, html_text)
         self.data = data
-
-
-# -- the state file ------------------------------------------------------------------------------
-
-
-def state_path(drill: str, directory=None) -> Path:
-    return Path(directory if directory is not None else os.getcwd()) / f".drill-clock-{drill}.json"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a reader sees the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".tmp.json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-_NUMBER = r"(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-
-
-def _salvage(text: str) -> dict | None:
-    """The start time from a damaged file (cut short by a crash, say), or None.
-
-    `started` is written near the front of the file precisely so that it survives a truncation.
-    """
-    m = re.search(r'"started"\s*:\s*' + _NUMBER, text)
-    return {"started": float(m.group(1))} if m else None
-
-
-def _valid_start(value, now: float) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and 0 < value <= now + 60)
-
-
-def load_state(path: Path, now: float) -> tuple[dict | None, str]:
-    """Read a state file: (state or None, a note on what happened if it was not clean)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, ""
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"could not read {path.name} ({exc}); starting afresh"
-    try:
-        state = json.loads(text)
-        if not isinstance(state, dict) or not _valid_start(state.get("started"), now):
-            raise ValueError("no valid start time")
-    except ValueError:
-        salvaged = _salvage(text)
-        if salvaged and _valid_start(salvaged["started"], now):
-            return salvaged, f"{path.name} was damaged; recovered the start time, lost the rest"
-        return None, f"{path.name} was damaged beyond repair; starting afresh"
-    clean = {"started": float(state["started"])}
-    marks = state.get("marks")
-    if isinstance(marks, dict):
-        clean["marks"] = {k: float(v) for k, v in marks.items()
-                          if k in KEYS and isinstance(v, (int, float)) and math.isfinite(v)}
-    scores = state.get("scores")
-    if isinstance(scores, dict):
-        clean["scores"] = {k: _clean_score(v) for k, v in scores.items() if isinstance(v, dict)}
-    return clean, ""
-
-
-def _clean_score(entry: dict) -> dict:
-    """Only the fields the clock writes, with the types it writes (a hand-edited file may lie)."""
-    def number(value):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return value if ok and math.isfinite(value) else None
-
-    clean = {k: number(entry.get(k)) for k in ("first", "last", "all_passed")}
-    clean.update({k: int(number(entry.get(k)) or 0) for k in ("passed", "total", "runs")})
-    clean["diagnosis"] = entry.get("diagnosis") if isinstance(entry.get("diagnosis"), str) else ""
-    return clean
 
 
 # -- the clock -----------------------------------------------------------------------------------
@@ -420,59 +314,6 @@ class Clock:
                 "ceiling": ceiling, "rubric": rubric_text}
         return Summary("\n".join(lines), _summary_html(self, t, groups, names, rubric_text,
                                                        ceiling), data)
-
-
-def _hm(seconds: int) -> str:
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"
-
-
-def _bar_html(t: float) -> str:
-    """A thin progress bar of the hour, one segment per block."""
-    colours = ["#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb"]
-    segs = []
-    for i, b in enumerate(SCHEDULE):
-        start, end = _window(i)
-        done = min(1.0, max(0.0, (t - start) / (end - start)))
-        segs.append(
-            f"<div title='{html.escape(b.title)}' style='display:inline-block;height:6px;"
-            f"width:{b.minutes * 5}px;background:linear-gradient(to right,#555 {done * 100:.0f}%,"
-            f"{colours[i]} {done * 100:.0f}%);margin-right:2px'></div>")
-    return "<div>" + "".join(segs) + "</div>"
-
-
-def _summary_html(clock: Clock, t, groups, names, rubric_text, ceiling) -> str:
-    esc = html.escape
-    parts = [f"<h4>Drill {esc(clock.drill)}: summary</h4>"]
-    if clock.enabled:
-        over = t > TOTAL_MINUTES * 60
-        parts.append(f"<p>Time: <b>{_mmss(t)}</b> used of {TOTAL_MINUTES}:00"
-                     + (f" <span style='color:#b00'>(over by {_mmss(t - TOTAL_MINUTES * 60)})"
-                        "</span>" if over else "") + "</p>")
-        rows = "".join(
-            f"<tr><td style='text-align:left'>{esc(' + '.join(g['blocks']))}</td>"
-            f"<td>{_mmss(g['planned'])}</td><td>{_mmss(g['spent'])}</td></tr>" for g in groups)
-        parts.append("<table><tr><th style='text-align:left'>block</th><th>planned</th>"
-                     f"<th>yours</th></tr>{rows}</table>")
-    else:
-        parts.append(f"<p>Time: not measured ({ENV}=off)</p>")
-    if names:
-        rows = []
-        for n in names:
-            s = clock.scores[n]
-            ok = s.get("all_passed") is not None
-            detail = (f"all passing at {_mmss(s['all_passed'])}" if ok
-                      else esc(s.get("diagnosis") or "not passing yet"))
-            rows.append(f"<tr style='background:{'#e6f4ea' if ok else '#fce8e6'}'>"
-                        f"<td><code>{esc(n)}</code></td><td>{s.get('passed', 0)}/"
-                        f"{s.get('total', 0)}</td><td style='text-align:left'>{detail}</td></tr>")
-        parts.append("<table><tr><th>graded name</th><th>checks</th>"
-                     f"<th style='text-align:left'>result</th></tr>{''.join(rows)}</table>")
-    else:
-        parts.append("<p>Grader: no grader cell has run yet.</p>")
-    parts.append(f"<p><b>Rubric</b> (grade yourself):</p><pre>{esc(rubric_text)}</pre>"
-                 f"<p>The checks and the clock allow you at most <b>{ceiling}</b>; "
-                 "your explanations decide the rest.</p>")
-    return "<div>" + "".join(parts) + "</div>"
 
 
 # -- the module-level API used by the notebooks and by grader.check ---------------------------

@@ -85,6 +85,37 @@ class Report:
         return first.diagnosis or first.message
 
     @property
+    def mistakes(self) -> list[str]:
+        """The distinct mistakes this report names, the headline first.
+
+        A mistake is named by a failing row whose check could tell the cause (a conclusive
+        failure). Rows that only saw that something is wrong are taken to follow from the
+        headline mistake and add none of their own; so one classic mistake, whatever the number
+        of red rows it causes, gives one entry.
+        """
+        if self.problem:
+            return [self.problem]
+        if self.status == TODO or self.passed:
+            return []
+        found = [self.diagnosis]
+        for r in self.results:
+            if (not r.passed and r.status == FAIL and r.conclusive and r.diagnosis
+                    and r.diagnosis not in found):
+                found.append(r.diagnosis)
+        return found
+
+    def follows_from_headline(self, result: CheckResult) -> bool:
+        """True for a failing row that names no mistake of its own while the headline does."""
+        return (not result.passed and result.status == FAIL and not result.conclusive
+                and bool(self.mistakes) and result.diagnosis != self.diagnosis
+                and any(r.conclusive for r in self.results if not r.passed))
+
+    def _row_diagnosis(self, result: CheckResult) -> str:
+        if self.follows_from_headline(result):
+            return f"follows from: {self.diagnosis}"
+        return result.diagnosis
+
+    @property
     def seconds(self) -> float:
         return sum(r.seconds for r in self.results)
 
@@ -98,6 +129,7 @@ class Report:
             "status": self.status,
             "score": self.score(),
             "diagnosis": self.diagnosis,
+            "mistakes": self.mistakes,
             "problem": self.problem,
             "results": [r.to_dict() for r in self.results],
         }
@@ -130,7 +162,7 @@ class Report:
                 if r.measured or r.expected:
                     lines.append(f"         yours: {r.measured}   expected: {r.expected}")
                 if r.diagnosis:
-                    lines.append(f"         likely mistake: {r.diagnosis}")
+                    lines.append(f"         likely mistake: {self._row_diagnosis(r)}")
                 if r.hint:
                     lines.append(f"         hint: {r.hint}")
         return "\n".join(lines)
@@ -157,7 +189,7 @@ class Report:
                             f"expected: <code>{esc(r.expected)}</code>"
                         )
                     if r.diagnosis:
-                        parts.append(f"<b>likely mistake:</b> {esc(r.diagnosis)}")
+                        parts.append(f"<b>likely mistake:</b> {esc(self._row_diagnosis(r))}")
                     if r.hint:
                         parts.append(f"<i>hint:</i> {esc(r.hint)}")
                 detail = "<br>".join(parts)

@@ -242,18 +242,43 @@ def _crash(exc: BaseException) -> Fail:
     )
 
 
+def _argument_name(key) -> str:
+    return f"argument {key + 1}" if isinstance(key, int) else f"`{key}`"
+
+
+def _snapshot(args, kwargs):
+    """Copies of every tensor argument, also inside a list or tuple argument (views, say), and
+    of each list argument's items, so that in-place changes can be found afterwards."""
+    tensors, lists = [], []
+    for key, value in [*enumerate(args), *kwargs.items()]:
+        name = _argument_name(key)
+        if isinstance(value, torch.Tensor):
+            tensors.append((name, value, value.detach().clone()))
+        elif isinstance(value, (list, tuple)):
+            if isinstance(value, list):
+                lists.append((name, value, list(value)))
+            tensors += [(f"item {j} of {name}", item, item.detach().clone())
+                        for j, item in enumerate(value) if isinstance(item, torch.Tensor)]
+    return tensors, lists
+
+
+def _changed_in_place(tensors, lists) -> str:
+    for name, value, items in lists:
+        if len(value) != len(items) or any(a is not b for a, b in zip(value, items)):
+            return f"{name} (a list) was changed by your function: items added, removed or replaced"
+    for name, tensor, old in tensors:
+        if tensor.shape != old.shape or not torch.equal(tensor.detach(), old):
+            return f"{name} was changed in place by your function"
+    return ""
+
+
 def call(fn, *args, **kwargs):
     """Call learner code on copies-checked inputs; turn whatever goes wrong into a Fail.
 
-    Tensor arguments are compared before and after, so an in-place change to an input is
-    caught here, once, for every check.
+    Tensor arguments, and tensors inside list or tuple arguments, are compared before and after,
+    so an in-place change to an input is caught here, once, for every check.
     """
-    before = {
-        i: a.detach().clone() for i, a in enumerate(args) if isinstance(a, torch.Tensor)
-    }
-    before.update(
-        {k: v.detach().clone() for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
-    )
+    tensors, lists = _snapshot(args, kwargs)
     try:
         out = fn(*args, **kwargs)
     except NotImplementedError as exc:
@@ -270,16 +295,14 @@ def call(fn, *args, **kwargs):
         ) from None
     except BaseException as exc:  # untrusted code: anything it raises is reported, not re-raised
         raise _crash(exc) from None
-    for key, old in before.items():
-        new = args[key] if isinstance(key, int) else kwargs[key]
-        if new.shape != old.shape or not torch.equal(new.detach(), old):
-            name = f"argument {key + 1}" if isinstance(key, int) else f"`{key}`"
-            raise Fail(
-                f"{name} was changed in place by your function",
-                diagnosis="an in-place operation modified the caller's tensor "
-                "(for example `z /= z.norm(...)`, `.div_()`, `.fill_diagonal_()` on an input)",
-                hint="build new tensors (z = z / ...) instead of writing into the inputs",
-            )
+    changed = _changed_in_place(tensors, lists)
+    if changed:
+        raise Fail(
+            changed,
+            diagnosis="an in-place operation modified the caller's tensor "
+            "(for example `z /= z.norm(...)`, `.div_()`, `.fill_diagonal_()` on an input)",
+            hint="build new tensors (z = z / ...) instead of writing into the inputs",
+        )
     return out
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from tests.fixtures import generators
+from tests.known_answer_generators import generators
 from tests.nbtools import ROOT, SOLUTIONS, load_graded
 
 DATA = ROOT / "grader" / "data"

@@ -38,3 +38,9 @@ def test_botch_fails_and_is_named(botch):
     assert botch.expect.lower() in report.diagnosis.lower(), (
         f"{botch.name}: the headline does not name it ({botch.expect!r}); got:\n{report}"
     )
+    # One mistake, one diagnosis: every other red row follows from it, none blames another.
+    assert len(report.mistakes) == 1, (
+        f"{botch.name}: one mistake, but the report names {len(report.mistakes)}: "
+        f"{report.mistakes}\n{report}"
+    )
+    assert botch.expect.lower() in report.mistakes[0].lower()

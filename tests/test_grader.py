@@ -338,3 +338,32 @@ def test_a_report_round_trips_through_its_dict(fn):
     assert again.to_dict() == report.to_dict()
     assert (again.status, again.diagnosis, again.score()) == (
         report.status, report.diagnosis, report.score())
+
+
+def test_call_finds_in_place_changes_inside_list_arguments():
+    from grader.sandbox import Fail, call
+
+    views = [torch.ones(2, 3), torch.ones(2, 3)]
+
+    def centres_in_place(outputs):
+        outputs[1].sub_(1.0)
+        return outputs
+
+    with pytest.raises(Fail, match="item 1 of argument 1 was changed in place"):
+        call(centres_in_place, [v.clone() for v in views])
+    with pytest.raises(Fail, match="argument 1 \\(a list\\) was changed"):
+        call(lambda outputs: outputs.append(torch.zeros(1)), list(views))
+    assert call(lambda outputs: sum(o.sum() for o in outputs), views).item() == 12.0
+
+
+def test_one_mistake_many_red_rows_one_diagnosis_and_the_rest_follow_from_it():
+    botch = next(b for b in NT_XENT_BOTCHES if b.name == "no diagonal mask")
+    report = grader.check("nt_xent_loss", botch.obj)
+    red = [r for r in report.results if not r.passed]
+    assert len(red) >= 4 and len(report.mistakes) == 1
+    assert "diagonal is not masked" in report.mistakes[0]
+    text = str(report)
+    assert "follows from: the diagonal is not masked" in text
+    assert "follows from: the diagonal is not masked" in report._repr_html_()
+    assert "drops to float32" not in text and ".squeeze()" not in text
+    assert report.to_dict()["mistakes"] == report.mistakes

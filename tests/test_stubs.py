@@ -60,3 +60,17 @@ def test_the_committed_stubs_are_in_sync():
     done = subprocess.run([sys.executable, "-m", "grader", "stubs", "--check"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_readme_drill_table_is_generated_from_the_solutions_and_the_registry():
+    from grader.stubs import DRILLS_BEGIN, DRILLS_END, with_drill_table
+
+    text = f"intro\n{DRILLS_BEGIN}\nstale\n{DRILLS_END}\noutro\n"
+    meta = {"02_simclr": {"paper": "SimCLR", "demo": "digits"}}
+    out = with_drill_table(text, meta)
+    row = next(line for line in out.splitlines() if line.startswith("| [02_simclr]"))
+    assert "`augment`, `SimCLRModel`, `train_simclr`, `linear_probe`" in row
+    assert "| SimCLR |" in row and "| digits |" in row and "stale" not in out
+    assert out.startswith("intro\n") and out.endswith("outro\n")
+    readme = (ROOT / "README.md").read_text()
+    assert DRILLS_BEGIN in readme and DRILLS_END in readme

@@ -11,13 +11,8 @@ import torch
 
 import grader
 from grader.checks import REGISTRY
-from tests import (
-    alternatives,
-    test_clip_learner_path,
-    test_dino_learner_path,
-    test_simclr,
-    test_simclr_learner_path,
-)
+from tests import alternatives, test_simclr
+from tests.learners import all_learners
 from tests.nbtools import exec_sources, load_graded, solution_paths
 
 BURN = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass\n"
@@ -30,7 +25,7 @@ def _correct_implementations():
         drill = path.stem
         cases += [(f"{drill}: {name} (solution)", name, namespace[name])
                   for name, cl in REGISTRY.items() if cl.drill == drill and name in namespace]
-    for module in (test_clip_learner_path, test_dino_learner_path, test_simclr_learner_path):
+    for module in all_learners():
         namespace = exec_sources(module.LEARNER.values())
         cases += [(f"{name} (learner path)", name, namespace[name]) for name in module.LEARNER
                   if name in REGISTRY]

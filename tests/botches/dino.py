@@ -125,6 +125,17 @@ def log_of_softmax(s, t, c, student_temp=0.1, teacher_temp=0.04):
                   student_fn=lambda x: torch.log(F.softmax(x / student_temp, dim=-1)))
 
 
+def softmax_not_log_softmax(s, t, c, student_temp=0.1, teacher_temp=0.04):
+    # -sum p * q with the student's probabilities q, not their logarithm.
+    return _pairs(s, t, c, student_temp, teacher_temp,
+                  student_fn=lambda x: F.softmax(x / student_temp, dim=-1))
+
+
+def divided_by_student_views(s, t, c, student_temp=0.1, teacher_temp=0.04):
+    # Skips a view with itself, but divides by the number of student views only.
+    return _pairs(s, t, c, student_temp, teacher_temp, reduce_pairs="sum") / len(s)
+
+
 def casts_to_float32(s, t, c, student_temp=0.1, teacher_temp=0.04):
     return _pairs([x.float() for x in s], [x.float() for x in t], c.float(), student_temp,
                   teacher_temp)
@@ -320,6 +331,10 @@ CATALOGUE = [
     Botch("mean over K instead of sum", L, mean_over_k, "averaged over the K dimensions"),
     Botch("batch summed", L, batch_summed, "summed over the batch"),
     Botch("log of softmax", L, log_of_softmax, "underflows"),
+    Botch("softmax instead of log_softmax on the student", L, softmax_not_log_softmax,
+          "softmax instead of log_softmax"),
+    Botch("divided by the number of student views", L, divided_by_student_views,
+          "divided by the number of student views"),
     Botch("float32 inside", L, casts_to_float32, "drops to float32"),
     Botch("centres the teacher outputs in place", L, centers_in_place, "in-place"),
     Botch("momentum weights swapped", C, weights_swapped, "momentum weights are swapped"),

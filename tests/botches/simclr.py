@@ -427,6 +427,12 @@ def probe_fits_on_train_and_test(train_feats, train_labels, test_feats, test_lab
     return (predict(test_feats) == test_labels).double().mean().item()
 
 
+def probe_scores_on_train(train_feats, train_labels, test_feats, test_labels):
+    # fitted on the training set, then scored there too: a training accuracy
+    predict = _fit(train_feats, train_labels)
+    return (predict(train_feats) == train_labels).double().mean().item()
+
+
 _IN_PLACE = "in-place operation modified the caller's tensor"
 
 CATALOGUE = [
@@ -485,6 +491,8 @@ CATALOGUE = [
     Botch("fitted on the test set", "linear_probe", probe_fits_on_test, "fitted on the test"),
     Botch("fitted on train and test", "linear_probe", probe_fits_on_train_and_test,
           "training and test sets together"),
+    Botch("scored on the training features", "linear_probe", probe_scores_on_train,
+          "scored on the training features"),
     Botch("returns the error rate", "linear_probe", probe_returns_error_rate, "error rate"),
     Botch("returns a percentage", "linear_probe", probe_returns_percentage, "percentage"),
     Botch("returns a tensor", "linear_probe", probe_returns_tensor, "not a python float"),

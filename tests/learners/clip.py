@@ -1,14 +1,9 @@
-"""Drill 03 from the learner's side: a learner's own correct code, written differently from the
-solution, passes every check and clears the demo's bar. (Timings: `make bench`.)"""
+"""Drill 03, a learner's correct answers: log-sum-exp by hand, torch.minimum, cosine_similarity."""
 
-import re
 
-import pytest
-
-import grader
-from tests.nbtools import SOLUTIONS, exec_sources, run_stub_with
-
-SOLUTION = SOLUTIONS / "03_clip.ipynb"
+SOLUTION = "03_clip"
+# What the demo prints once its claims hold (it asserts them first).
+DEMO_SAYS = r"ensemble of 10: "
 
 # A learner's correct answers, deliberately unlike the solution: log-sum-exp by hand instead of
 # F.cross_entropy, torch.minimum instead of clamp, F.cosine_similarity with broadcasting.
@@ -54,15 +49,3 @@ def zero_shot_classify(image_emb, class_text_emb):
 }
 DEFINES = {"clip_loss": "def clip_loss", "LogitScale": "class LogitScale",
            "zero_shot_classify": "def zero_shot_classify"}
-
-
-@pytest.mark.parametrize("name", sorted(LEARNER))
-def test_a_differently_written_correct_answer_passes_every_check(name):
-    report = grader.check(name, exec_sources(LEARNER.values())[name])
-    assert report.passed, str(report)
-
-
-def test_a_learners_correct_code_runs_the_demo_and_clears_the_zero_shot_bar(tmp_path):
-    text = run_stub_with(SOLUTION, LEARNER, DEFINES, tmp_path)
-    ensemble = float(re.search(r"ensemble of 10: ([0-9.]+)", text).group(1))
-    assert ensemble >= 0.85

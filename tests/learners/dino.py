@@ -2,12 +2,10 @@
 solution, passes every check, and pasted into the stub runs the demo and clears its bars."""
 
 
-import pytest
 
-import grader
-from tests.nbtools import SOLUTIONS, exec_sources, run_stub_with
-
-SOLUTION = SOLUTIONS / "04_dino.ipynb"
+SOLUTION = "04_dino"
+# What the demo prints once its claims hold (it asserts them first).
+DEMO_SAYS = r"asserted: full DINO beats the random encoder"
 
 # Correct answers unlike the solution's: all pairs at once with einsum and a mask, a running sum
 # and torch.lerp for the center, Tensor.lerp_ over named parameters for the teacher.
@@ -47,14 +45,3 @@ def ema_update(teacher, student, momentum):
 ''',
 }
 DEFINES = {name: f"def {name}" for name in LEARNER}
-
-
-@pytest.mark.parametrize("name", sorted(LEARNER))
-def test_a_differently_written_correct_answer_passes_every_check(name):
-    report = grader.check(name, exec_sources(LEARNER.values())[name])
-    assert report.passed, str(report)
-
-
-def test_a_learners_correct_code_runs_the_demo_and_clears_its_bars(tmp_path):
-    text = run_stub_with(SOLUTION, LEARNER, DEFINES, tmp_path)
-    assert "asserted: full DINO beats the random encoder" in text

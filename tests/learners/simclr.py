@@ -2,14 +2,10 @@
 solution, passes every check quickly, and pasted into the stub it runs the demo and clears its
 bar (SimCLR's h beats raw pixels and a random encoder at 5 labels per digit)."""
 
-import re
 
-import pytest
-
-import grader
-from tests.nbtools import SOLUTIONS, exec_sources, run_stub_with
-
-SOLUTION = SOLUTIONS / "02_simclr.ipynb"
+SOLUTION = "02_simclr"
+# What the demo prints once its claims hold (it asserts them first).
+DEMO_SAYS = r"SimCLR h - .*h wins on"
 
 # A learner's answers, deliberately unlike the solution's: the warp built from a rotation matrix
 # with align_corners=True, torch.where for the dropout, GELU instead of ReLU, log-sum-exp by hand
@@ -124,14 +120,3 @@ GRADED = ["augment", "SimCLRModel", "train_simclr", "linear_probe"]
 DEFINES = {"augment": "def augment(", "SimCLRModel": "class SimCLRModel",
            "nt_xent_loss": "def nt_xent_loss", "train_simclr": "def train_simclr",
            "linear_probe": "def linear_probe"}
-
-
-@pytest.mark.parametrize("name", GRADED)
-def test_a_differently_written_correct_answer_passes_every_check(name):
-    report = grader.check(name, exec_sources(LEARNER.values())[name])
-    assert report.passed, str(report)
-
-
-def test_a_learners_correct_code_runs_the_demo_and_clears_its_bar(tmp_path):
-    text = run_stub_with(SOLUTION, LEARNER, DEFINES, tmp_path)  # the demo's assert raised nothing
-    assert len(re.findall(r"SimCLR h - .*h wins on", text)) == 2

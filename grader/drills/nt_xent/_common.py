@@ -1,0 +1,35 @@
+"""What every `nt_xent_loss` check shares: the checklist and the way the function is called."""
+
+from __future__ import annotations
+
+import torch
+
+from ... import sandbox as _sandbox
+from ...checks import checklist
+from ...sandbox import Fail, scalar
+from . import _mistakes as M
+
+checks = checklist(
+    "nt_xent_loss",
+    drill="01_nt_xent",
+    probe=lambda fn: fn(torch.eye(2, 4), torch.eye(2, 4)),
+)
+
+
+def call(fn, *args, **kwargs):
+    """`sandbox.call`, except that a crash autograd raises because the code wrote in place
+    into an input that requires grad is named as that mistake (the words `call` itself uses
+    when it finds an input changed), not as "it crashed"."""
+    try:
+        return _sandbox.call(fn, *args, **kwargs)
+    except Fail as f:
+        if f.crashed and M.IN_PLACE_ON_LEAF in f.message:
+            raise Fail(f.message, diagnosis=M.IN_PLACE,
+                       hint="build new tensors (z = z / ...) instead of writing into the inputs",
+                       ) from None
+        raise
+
+
+def loss_of(fn, z1, z2, temperature=0.5):
+    """The learner's loss as a finite 0-d tensor (or a Fail saying why it is not one)."""
+    return scalar(call(fn, z1, z2, temperature=temperature))

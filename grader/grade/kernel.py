@@ -1,0 +1,239 @@
+"""Driving one notebook: read it, run it in a fresh kernel, then grade what it defined."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .. import clock
+from ..report import Report
+from ..status import (
+    MISSING,
+    NOT_GRADED,
+    NOTEBOOK_CELL_ERRORS,
+    NOTEBOOK_ERROR,
+    NOTEBOOK_GRADABLE,
+    NOTEBOOK_KERNEL_DIED,
+    NOTEBOOK_TIMED_OUT,
+    NOTEBOOK_UNREADABLE,
+)
+from .choose import expected_names
+from .inside import GRADING_CELL
+from .results import DEFAULT_TIMEOUT, GRADING_MARGIN, MARK, Graded, NotebookResult
+
+# -- running one notebook ---------------------------------------------------------------------
+
+
+def read_notebook(path: Path):
+    """The notebook at `path` (validated), or raise ValueError saying why it cannot be read."""
+    import nbformat
+
+    if path.is_dir():
+        raise ValueError("is a folder, not a notebook")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot be read: {exc}") from exc
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # NotJSONError, ValidationError, a KeyError deep in nbformat, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"not a readable notebook ({first[:120]})") from exc
+    return nb
+
+
+def _kernel_env() -> dict:
+    env = dict(os.environ)
+    env[clock.ENV] = "off"
+    # The kernel must import this very grader, even when it is not installed.
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    return env
+
+
+def _quiet_logger():
+    import logging
+
+    log = logging.getLogger("grader.grade.nbclient")
+    log.setLevel(logging.CRITICAL)
+    log.propagate = False
+    return log
+
+
+async def _await_reply(kc, seconds: float) -> bool:
+    """Wait for the interrupted cell's reply. A request sent before it would be aborted: after
+    an error, ipykernel drops every execute request already waiting in its queue."""
+    from queue import Empty
+
+    from nbclient.util import ensure_async
+
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        try:
+            msg = await ensure_async(kc.shell_channel.get_msg(timeout=left))
+        except Empty:
+            return False
+        if msg.get("msg_type") == "execute_reply":
+            return True
+    return False
+
+
+def _stdout(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+def _parse_reports(cell):
+    text = _stdout(cell)
+    at = text.rfind(MARK)
+    if at < 0:
+        return None
+    line = text[at + len(MARK):].split("\n", 1)[0]
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _row(report: dict, registry) -> Graded:
+    name = report["graded_name"]
+    if report.get("missing"):
+        total = len(registry[name].checks) if name in registry else 0
+        return Graded(name, MISSING, 0, total, "",
+                      f"`{name}` is not defined in the notebook (did its cell run?)")
+    rebuilt = Report.from_dict(report)  # what the table says is what the Report says
+    first = rebuilt.first_failure
+    return Graded(name, rebuilt.status, rebuilt.n_passed, len(rebuilt.results),
+                  first.name if first else "", rebuilt.diagnosis, rebuilt.to_dict())
+
+
+def _not_graded(names, registry, why) -> list[Graded]:
+    return [Graded(n, NOT_GRADED, 0, len(registry[n].checks), "", f"not graded: {why}")
+            for n in names]
+
+
+def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
+                   display_name: str | None = None) -> NotebookResult:
+    """Execute a copy of the notebook in a fresh kernel and grade it. Never writes to `path`."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.util import run_sync
+
+    if registry is None:
+        from ..checks import REGISTRY as registry
+    result = NotebookResult(display_name or str(path))
+    t0 = time.monotonic()
+    try:
+        nb = read_notebook(path)
+    except ValueError as exc:
+        result.status, result.message = NOTEBOOK_UNREADABLE, str(exc)
+        return result
+    names = expected_names(nb, path, registry)
+    grading_budget = GRADING_MARGIN + sum(
+        c.timeout for n in (names or registry) for c in registry[n].checks)
+
+    timed_out_in = died_in = None
+    stuck = False
+    reports = None
+    n_cells = len(nb.cells)  # the grading cell is appended after these
+    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
+        client = NotebookClient(
+            nb, kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
+            shutdown_kernel="immediate", record_timing=False, log=_quiet_logger(),
+            resources={"metadata": {"path": scratch}},
+        )
+        try:
+            with client.setup_kernel(env=_kernel_env(), stderr=subprocess.DEVNULL):
+                deadline = time.monotonic() + timeout  # the kernel's start-up is not counted
+                for index, cell in enumerate(nb.cells):
+                    if cell.cell_type != "code":
+                        continue
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        timed_out_in = index
+                        break
+                    client.timeout = max(1, math.ceil(remaining))
+                    try:
+                        client.execute_cell(cell, index)
+                    except CellTimeoutError:
+                        timed_out_in = index
+                        run_sync(client.km.interrupt_kernel)()
+                        stuck = not run_sync(_await_reply)(client.kc, 10.0)
+                        break
+                    except DeadKernelError:
+                        died_in = index
+                        break
+                if stuck:
+                    result.message = "it ignored the interrupt, so nothing could be graded"
+                elif died_in is None:
+                    grading = nbformat.v4.new_code_cell(
+                        GRADING_CELL.format(names=names or None))
+                    nb.cells.append(grading)
+                    client.timeout = math.ceil(grading_budget)
+                    try:
+                        for _attempt in range(2):  # a request the kernel aborted gets no output
+                            client.execute_cell(grading, len(nb.cells) - 1)
+                            reports = _parse_reports(grading)
+                            if reports is not None or grading.outputs:
+                                break
+                    except CellTimeoutError:
+                        result.message = f"grading did not finish within {grading_budget:.0f} s"
+                    except DeadKernelError:
+                        result.message = "the kernel died while grading"
+        except Exception as exc:  # the kernel would not start, or nbclient itself failed
+            result.status = NOTEBOOK_ERROR
+            result.message = f"could not run the notebook: {type(exc).__name__}: {exc}"
+
+    result.cell_errors = [
+        {"cell": i + 1, "error": f"{o.get('ename', '')}: {_plain(o.get('evalue', ''))}"}
+        for i, c in enumerate(nb.cells[:n_cells]) if c.cell_type == "code" and i != timed_out_in
+        for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
+    if result.status == NOTEBOOK_ERROR:
+        pass  # the kernel never ran: the message says why
+    elif died_in is not None:
+        result.status = NOTEBOOK_KERNEL_DIED
+        result.message = f"the kernel died in cell {died_in + 1}"
+    elif timed_out_in is not None:
+        result.status = NOTEBOOK_TIMED_OUT
+        result.message = (f"stopped at the {timeout:g} s limit in cell {timed_out_in + 1} of "
+                          f"{n_cells}; " + (result.message or "graded on what it had defined"))
+    elif result.cell_errors:
+        result.status = NOTEBOOK_CELL_ERRORS
+        first = result.cell_errors[0]
+        more = len(result.cell_errors) - 1
+        result.message = (f"cell {first['cell']} raised {first['error']}"
+                          + (f" (and {more} more)" if more else "")
+                          + ("; the cells after it still ran" if first["cell"] < n_cells else ""))
+
+    if reports is not None and reports.get("ok"):
+        result.graded = [_row(r, registry) for r in reports["reports"]]
+    elif reports is not None:
+        result.graded = _not_graded(names, registry, f"grading failed: {reports.get('error')}")
+    elif result.status != NOTEBOOK_UNREADABLE:
+        why = result.message or "grading produced no result"
+        result.graded = _not_graded(names, registry, why)
+        if result.status in NOTEBOOK_GRADABLE:
+            result.status = NOTEBOOK_ERROR
+    if not result.graded and result.status in NOTEBOOK_GRADABLE:
+        result.message = "no graded names found: the notebook defines none and names no drill"
+    result.seconds = round(time.monotonic() - t0, 2)
+    return result
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _plain(text: str) -> str:
+    return _ANSI.sub("", str(text)).strip()
+
+
