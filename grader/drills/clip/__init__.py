@@ -11,7 +11,9 @@ grader/data/clip_loss.json and grader/data/clip_zero_shot.json. Where a wrong va
 recognisable signature (2 log N, the loss at scale 1/s, the dot-product winner), the failure names
 the mistake that produces it; a check that sees a mistake another check names (through the
 probes in `_probes` and the diagnoses in `_signatures`) names it in the same words, and one whose
-failure does not pin the cause is not conclusive, so that one mistake is one diagnosis.
+failure does not pin the cause is not conclusive, so that one mistake is one diagnosis. The
+property laws that clip_loss shares with drill 01 come from grader/kit/laws.py, the mistakes
+several drills name from grader/kit/mistakes.py.
 """
 
 # The order of these imports is the order the checklists register in (not alphabetical).

@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 
 from ...inputs import close as _close
-from ...sandbox import Fail, call, scalar
-from ._common import _match
+from ...kit.laws import non_finite
+from ...kit.lookup import which_mistake
+from ...kit.mistakes import call_naming_in_place
+from ...sandbox import Fail, scalar
 from ._signatures import (
     INF_HINT,
     INF_LOGITS,
@@ -34,20 +36,6 @@ NO_OVERFLOW = 20.0
 TOL = {"rel": 1e-5, "abs_": 1e-7}  # float64 closed forms
 
 
-def _in_place_diagnosis() -> str:
-    """The words `sandbox.call` uses for an input changed in place, read from it, so that a crash
-    the same mistake causes (an input that requires grad cannot be changed in place) is named in
-    the very same words."""
-    try:
-        call(lambda t: t.mul_(2.0), torch.ones(1))
-    except Fail as f:
-        return f.diagnosis
-    return "an in-place operation modified the caller's tensor"
-
-
-IN_PLACE = _in_place_diagnosis()
-
-
 def _scale(value, dtype=torch.float32, grad=False):
     return torch.tensor(float(value), dtype=dtype, requires_grad=grad)
 
@@ -55,18 +43,9 @@ def _scale(value, dtype=torch.float32, grad=False):
 def _call_loss(fn, *args):
     """`call`, except that the crash of an in-place change to an input that requires grad is
     named as the in-place change it is."""
-    try:
-        return call(fn, *args)
-    except Fail as f:
-        if f.crashed and "leaf Variable" in f.message and "in-place" in f.message:
-            raise Fail(f.message, diagnosis=IN_PLACE,
-                       hint="normalise into new tensors (x = F.normalize(x, dim=-1)): an input "
-                       "that requires grad cannot be changed in place") from None
-        raise
-
-
-def _non_finite(out) -> bool:
-    return isinstance(out, torch.Tensor) and out.dim() == 0 and not torch.isfinite(out)
+    return call_naming_in_place(
+        fn, *args, hint="normalise into new tensors (x = F.normalize(x, dim=-1)): an input that "
+        "requires grad cannot be changed in place")
 
 
 def _loss(fn, image, text, scale):
@@ -76,7 +55,7 @@ def _loss(fn, image, text, scale):
         scale = _scale(scale, image.dtype)
     out = _call_loss(fn, image, text, scale)
     s = float(scale.detach())
-    if _non_finite(out) and abs(s) <= NO_OVERFLOW:
+    if non_finite(out) and abs(s) <= NO_OVERFLOW:
         raise Fail(f"the loss is {out.item()} at logit_scale = {s:.3g}, where nothing can "
                    "overflow", diagnosis=INF_LOGITS, hint=INF_HINT, measured=out.item(),
                    expected="a finite number")
@@ -99,7 +78,7 @@ def _scale_probe(fn):
         return values, NOT_DIAGONAL
     if value < 0:
         return values, NO_NEGATIVES
-    return values, _match(value, _scale_signatures(n), **TOL)
+    return values, which_mistake(value, _scale_signatures(n), **TOL)
 
 
 def _scale_right(fn) -> bool:

@@ -60,14 +60,6 @@ SCALE_AS_NUMBER = (
     "logit_scale is used as a plain number (.item(), float(), or detached), so the temperature "
     "can never be learned"
 )
-GRAPH_CUT = (
-    "the gradient is cut: a .detach(), .item(), .numpy() or torch.tensor(...) re-wrap breaks "
-    "the graph"
-)
-FLOAT32 = (
-    "the computation drops to float32 somewhere (a .float(), or a float32 tensor made inside "
-    "without dtype=)"
-)
 
 
 def _detached(names):

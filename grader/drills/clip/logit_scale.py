@@ -11,8 +11,9 @@ import torch
 
 from ...checks import checklist
 from ...inputs import close as _close
+from ...kit.lookup import which_mistake
 from ...sandbox import Fail, call
-from ._common import CAP, INIT, _match
+from ._common import CAP, INIT
 
 scale_checks = checklist("LogitScale", drill="03_clip", kind="class", probe=lambda cls: cls()())
 
@@ -79,6 +80,14 @@ def _parameter(module) -> torch.nn.Parameter:
     )
 
 
+def _fresh(cls):
+    """A new module, its one learnable parameter, and the multiplier and the parameter value it
+    starts at."""
+    module, out = _instance(cls)
+    param = _parameter(module)
+    return module, param, out.item(), param.item()
+
+
 def _set(param, value):
     with torch.no_grad():
         param.fill_(value)
@@ -105,8 +114,7 @@ def _capped_mistake(module, param):
     hint="self.<name> = nn.Parameter(torch.tensor(<initial log-scale>))",
 )
 def scale_one_parameter(cls):
-    module, _ = _instance(cls)
-    param = _parameter(module)
+    _, param, _, _ = _fresh(cls)
     return f"one parameter of shape {tuple(param.shape)}"
 
 
@@ -130,7 +138,7 @@ def scale_initial_value(cls):
         mistake = (_capped_mistake(module, _parameter(module)) if _close(param, log_init)
                    else AT_CAP)
     else:
-        mistake = _match(value, [
+        mistake = which_mistake(value, [
             (tau, "forward() returns the temperature tau = 0.07, not the multiplier 1/tau"),
             (log_init, "forward() returns the log-scale itself: exponentiate it"),
             (math.exp(tau), "the parameter was initialised to the temperature 0.07 and then "
@@ -149,9 +157,7 @@ def scale_initial_value(cls):
     "and a gradient step changes it by a factor, not by an amount",
 )
 def scale_log_space(cls):
-    module, out = _instance(cls)
-    param = _parameter(module)
-    value, p = out.item(), param.item()
+    module, param, value, p = _fresh(cls)
     if not _close(value, INIT) and not _close(p, math.log(value)):
         # The multiplier does not start at 1/0.07 (the first checks say why), so how the
         # parameter relates to it tells nothing about what the parameter stores.
@@ -199,9 +205,7 @@ def scale_log_space(cls):
     hint="clamp the multiplier to at most 100 (or, equivalently, t to at most log 100)",
 )
 def scale_capped(cls):
-    module, out = _instance(cls)
-    param = _parameter(module)
-    value, p = out.item(), param.item()
+    module, param, value, p = _fresh(cls)
     # Setting the parameter to t tests the cap only where the multiplier is exp(parameter).
     log_space = value >= CAP * (1 - 1e-5) or _close(value, math.exp(p))
     for t in (math.log(CAP) + 0.01, math.log(1000.0), 10.0, 50.0, 1000.0):
@@ -261,8 +265,7 @@ def _gradient_failure(module, param, out, target):
     "passes the gradient through wherever the value is below the cap",
 )
 def scale_gradient_below_cap(cls):
-    module, _ = _instance(cls)
-    param = _parameter(module)
+    module, param, _, _ = _fresh(cls)
     for target in (INIT, 50.0, 99.0):
         _set(param, math.log(target))
         param.grad = None

@@ -11,6 +11,8 @@ from ...checks import checklist
 from ...data import load_cases
 from ...inputs import gen as _gen
 from ...inputs import randn as _randn
+from ...kit import laws
+from ...kit.lookup import which_mistake
 from ...sandbox import Fail, call
 
 zs_checks = checklist(
@@ -88,13 +90,9 @@ def zs_shape_dtype(fn):
     return f"shape {tuple(out.shape)}, {out.dtype}"
 
 
-@zs_checks.add(
-    "leaves its inputs unchanged",
-    diagnosis="an in-place operation modified the caller's tensors",
-    hint="normalise into new tensors rather than in place",
-)
-def zs_inputs_unchanged(fn):
-    _predict(fn, 4.0 * _randn(4, 6, seed=22), _randn(3, 6, seed=23) + 1.0)
+laws.leaves_inputs_unchanged(
+    zs_checks, run=_predict, hint="normalise into new tensors rather than in place",
+    inputs=lambda: [(4.0 * _randn(4, 6, seed=22), _randn(3, 6, seed=23) + 1.0)])
 
 
 def _norms_case():
@@ -111,11 +109,13 @@ def _norms_case():
     return images, directions * lengths.unsqueeze(1), labels
 
 
-def _norm_signatures(images, classes):
+def _norms_signature(out, images, classes):
+    """The length-dependent mistake (dot product, Euclidean distance, ...) whose predictions on
+    `images` and `classes` are `out`, or None."""
     dot = images @ classes.T
     cos = _unit(images) @ _unit(classes).T
     col_norm = images @ (classes / classes.norm(dim=0, keepdim=True)).T
-    return [
+    return which_mistake(out, [
         (dot.argmax(1), "the dot product of unnormalised embeddings is used: a class prompt "
          "with a long embedding wins for most images, whatever their direction"),
         (torch.cdist(images, classes).argmin(1), "the nearest class by Euclidean distance on "
@@ -123,7 +123,15 @@ def _norm_signatures(images, classes):
         (cos.argmin(1), "argmin picks the least similar class: the most similar one is wanted"),
         (col_norm.argmax(1), "the class embeddings are normalised along the wrong axis: each "
          "row (one class prompt, dim=-1) must have unit length"),
-    ]
+    ], rel=0, abs_=0)
+
+
+def _same_predictions(base, moved, message, mistake=lambda: None):
+    """Raise when a change that must leave the predictions as they were did not; `mistake()`
+    names the mistake behind it, where the check can tell."""
+    if not torch.equal(base, moved):
+        raise Fail(message, diagnosis=mistake(), measured=moved.tolist(),
+                   expected=base.tolist())
 
 
 @zs_checks.add(
@@ -137,10 +145,8 @@ def zs_cosine_argmax(fn):
     if torch.equal(out, labels):
         return f"{len(labels)} of {len(labels)} images, class prompts of lengths 0.05 to 20"
     wrong = int((out != labels).sum())
-    mistake = next((m for sig, m in _norm_signatures(images, classes)
-                    if torch.equal(out, sig)), None)
     raise Fail(f"{wrong} of {len(labels)} images got the wrong class (the class prompts have "
-               "lengths from 0.05 to 20)", diagnosis=mistake,
+               "lengths from 0.05 to 20)", diagnosis=_norms_signature(out, images, classes),
                measured=out.tolist(), expected=labels.tolist())
 
 
@@ -156,10 +162,8 @@ def zs_length_invariant(fn):
     image_lengths = torch.rand(10, 1, generator=_gen(28)) * 10 + 0.1
     class_lengths = torch.rand(5, 1, generator=_gen(29)) * 10 + 0.1
     moved = _predict(fn, image_lengths * images, class_lengths * classes)
-    if not torch.equal(base, moved):
-        raise Fail("rescaling the embeddings (directions unchanged) changed the predictions",
-                   diagnosis=_norms_mistake(fn), measured=moved.tolist(),
-                   expected=base.tolist())
+    _same_predictions(base, moved, "rescaling the embeddings (directions unchanged) changed the "
+                      "predictions", mistake=lambda: _norms_mistake(fn))
 
 
 def _norms_mistake(fn):
@@ -170,8 +174,7 @@ def _norms_mistake(fn):
         out = _predict(fn, images, classes)
     except Fail:
         return None
-    return next((m for sig, m in _norm_signatures(images, classes) if torch.equal(out, sig)),
-                None)
+    return _norms_signature(out, images, classes)
 
 
 @zs_checks.add(
@@ -185,9 +188,8 @@ def zs_batch_independent(fn):
     together = _predict(fn, images, classes)
     alone = torch.cat([_predict(fn, images[i:i + 1], classes) for i in range(2)]
                       + [_predict(fn, images[2:5], classes), _predict(fn, images[5:], classes)])
-    if not torch.equal(together, alone):
-        raise Fail("classifying the images in smaller batches changed their predictions",
-                   measured=alone.tolist(), expected=together.tolist())
+    _same_predictions(together, alone,
+                      "classifying the images in smaller batches changed their predictions")
 
 
 @zs_checks.add(
@@ -200,9 +202,8 @@ def zs_class_order(fn):
     perm = torch.randperm(6, generator=_gen(32))
     base = _predict(fn, images, classes)
     moved = _predict(fn, images, classes[perm])
-    if not torch.equal(perm[moved], base):
-        raise Fail("permuting the class prompts did not permute the predictions accordingly",
-                   measured=perm[moved].tolist(), expected=base.tolist())
+    _same_predictions(base, perm[moved],
+                      "permuting the class prompts did not permute the predictions accordingly")
 
 
 @zs_checks.add(

@@ -1,51 +1,16 @@
-"""Models and comparisons for the `ema_update` checks: a small teacher/student pair with nested
-layers, a bare Parameter and BatchNorm buffers, and helpers that find which parameters are wrong,
-which share memory with the student, and the mistake the wrong values point to.
+"""Comparisons for the `ema_update` checks, run on the teacher/student pair of grader/kit/nets.py
+(nested layers, a bare Parameter and BatchNorm buffers): helpers that run the learner's update and
+find which parameters are wrong, which share memory with the student, and the mistake the wrong
+values point to.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ...inputs import gen as _gen
+from ...kit.compare import changed, snapshot
+from ...kit.nets import ema_pair as _pair
 from ...sandbox import Fail, call
-from ._common import F64
-
-
-class _Net(nn.Module):
-    """A small network with the parts an EMA must handle: nested layers, a bare Parameter,
-    biases, and BatchNorm buffers (float running statistics and an integer counter)."""
-
-    def __init__(self, width=4):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(3, width), nn.BatchNorm1d(width), nn.ReLU())
-        self.head = nn.Linear(width, 2)
-        self.scale = nn.Parameter(torch.ones(2))
-
-
-def _pair(seed, dtype=F64, teacher_grad=False, width=4):
-    """(teacher, student) with different, known parameters and buffers; global RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
-        teacher, student = _Net(width), _Net(width)
-    for n, net in enumerate((teacher, student)):
-        net.to(dtype)
-        g = _gen(seed + n)
-        with torch.no_grad():
-            for p in net.parameters():
-                p.copy_(torch.randn(p.shape, generator=g, dtype=dtype))
-            for b in net.buffers():
-                if b.is_floating_point():
-                    b.copy_(torch.rand(b.shape, generator=g, dtype=dtype) + 0.5)
-                else:
-                    b.fill_(7 + n)
-    for p in teacher.parameters():
-        p.requires_grad_(teacher_grad)
-    return teacher, student
-
-
-def _snapshot(net):
-    return {k: v.detach().clone() for k, v in net.state_dict(keep_vars=True).items()}
 
 
 def _params(net):
@@ -59,6 +24,29 @@ def _ema(fn, teacher, student, momentum):
         if "Long" in failure.message:  # arithmetic on BatchNorm's integer counter
             raise Fail(failure.message, diagnosis=_BUFFERS, hint=_BUFFERS_HINT) from None
         raise
+
+
+def _updated(fn, seed, momentum):
+    """A fresh (teacher, student) pair (ema_pair(seed)) after ema_update(teacher, student,
+    momentum)."""
+    teacher, student = _pair(seed)
+    _ema(fn, teacher, student, momentum)
+    return teacher, student
+
+
+def _fail_for(names, what, **shown):
+    """Fail when `names` (of the teacher's parameters, say) is not empty: "<names> <what>"."""
+    if names:
+        raise Fail(f"{', '.join(names)} {what}", **shown)
+
+
+def _update(fn, teacher, student, momentum):
+    """Run ema_update(teacher, student, momentum) and compare every teacher parameter with
+    momentum * teacher + (1 - momentum) * student: (t0, s0, wrong, kinds), t0 and s0 snapshots of
+    the teacher and the student before the call, `wrong` and `kinds` as _compare_params gives."""
+    t0, s0 = snapshot(teacher), snapshot(student)
+    _ema(fn, teacher, student, momentum)
+    return (t0, s0, *_compare_params(teacher, t0, s0, momentum))
 
 
 _BUFFERS = ("the buffers were averaged or copied too: DINO's EMA covers the parameters only; "
@@ -131,11 +119,10 @@ def _ema_diagnosis(wrong, kinds, total):
 def _explain(teacher, student, s0, wrong, kinds):
     """The mistake behind wrong teacher parameters: a student that changed as well (the update
     went the wrong way) or memory shared with it, before what the values themselves show."""
-    changed = [k for k, v in student.state_dict(keep_vars=True).items()
-               if not torch.equal(v.detach(), s0[k])]
+    moved = changed(student, s0)
     shared = set(wrong) & set(_shared(teacher, student))
-    if shared or (changed and _shared(teacher, student)):
+    if shared or (moved and _shared(teacher, student)):
         return _SHARED
-    if changed:
+    if moved:
         return _STUDENT_CHANGED
     return _ema_diagnosis(wrong, kinds, len(_params(teacher)))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ...checks import checklist
+from ...kit.compare import changed, snapshot
 from ...sandbox import Fail
 from ._common import F64
 from ._ema_inputs import (
@@ -23,10 +24,12 @@ from ._ema_inputs import (
     _compare_params,
     _ema,
     _explain,
+    _fail_for,
     _pair,
     _params,
     _shared,
-    _snapshot,
+    _update,
+    _updated,
 )
 
 ema_checks = checklist(
@@ -43,13 +46,12 @@ ema_checks = checklist(
 )
 def ema_student_untouched(fn):
     teacher, student = _pair(320)
-    s0 = _snapshot(student)
+    s0 = snapshot(student)
     _ema(fn, teacher, student, 0.9)
-    changed = [k for k, v in student.state_dict(keep_vars=True).items()
-               if not torch.equal(v.detach(), s0[k])]
-    if changed:
+    moved = changed(student, s0)
+    if moved:
         shared = _shared(teacher, student)
-        raise Fail(f"the student's {', '.join(changed)} changed"
+        raise Fail(f"the student's {', '.join(moved)} changed"
                    + (f", and the teacher's {', '.join(shared)} now share its memory"
                       if shared else ""),
                    diagnosis=_SHARED if shared else None,
@@ -66,9 +68,7 @@ def ema_student_untouched(fn):
 def ema_formula(fn):
     for m in (0.9, 0.5, 0.996):
         teacher, student = _pair(300 + int(1000 * m))
-        t0, s0 = _snapshot(teacher), _snapshot(student)
-        _ema(fn, teacher, student, m)
-        wrong, kinds = _compare_params(teacher, t0, s0, m)
+        t0, s0, wrong, kinds = _update(fn, teacher, student, m)
         if wrong:
             # Values equal to the student's *and* the student's very memory: `.data` aliasing,
             # not a copy.
@@ -94,9 +94,7 @@ def ema_limits(fn):
     found = {}
     for m in (1.0, 0.0):
         teacher, student = _pair(310)
-        t0, s0 = _snapshot(teacher), _snapshot(student)
-        _ema(fn, teacher, student, m)
-        wrong, kinds = _compare_params(teacher, t0, s0, m)
+        _, s0, wrong, kinds = _update(fn, teacher, student, m)
         if wrong:
             found[m] = wrong, kinds, _explain(teacher, student, s0, wrong, kinds)
     if not found:
@@ -127,10 +125,9 @@ def ema_in_place(fn):
     teacher, student = _pair(330)
     ids = {k: id(v) for k, v in _params(teacher).items()}
     _ema(fn, teacher, student, 0.5)
-    replaced = [k for k, v in _params(teacher).items() if ids.get(k) != id(v)]
-    if replaced:
-        raise Fail(f"{', '.join(replaced)} are new objects after the update",
-                   measured="new Parameter objects", expected="the same objects, new values")
+    _fail_for([k for k, v in _params(teacher).items() if ids.get(k) != id(v)],
+              "are new objects after the update",
+              measured="new Parameter objects", expected="the same objects, new values")
     return "same Parameter objects, new values"
 
 
@@ -140,17 +137,14 @@ def ema_in_place(fn):
     hint=_SHARED_HINT,
 )
 def ema_no_aliasing(fn):
-    teacher, student = _pair(340)
-    _ema(fn, teacher, student, 0.0)
-    shared = _shared(teacher, student)
-    if shared:
-        raise Fail(f"{', '.join(shared)} share memory with the student after the update",
-                   measured="shared storage", expected="separate tensors")
-    t1 = _snapshot(teacher)
+    teacher, student = _updated(fn, 340, 0.0)
+    _fail_for(_shared(teacher, student), "share memory with the student after the update",
+              measured="shared storage", expected="separate tensors")
+    t1 = snapshot(teacher, "parameters")
     with torch.no_grad():
         for p in student.parameters():
             p.add_(1.0)  # an optimizer step on the student
-    moved = [k for k, v in _params(teacher).items() if not torch.equal(v.detach(), t1[k])]
+    moved = changed(teacher, t1, "parameters")
     if moved:
         raise Fail(f"an update of the student moved the teacher's {', '.join(moved)}",
                    measured="teacher moved", expected="teacher unchanged")
@@ -163,14 +157,12 @@ def ema_no_aliasing(fn):
     hint="wrap the update in torch.no_grad()",
 )
 def ema_no_history(fn):
-    teacher, student = _pair(350)
-    _ema(fn, teacher, student, 0.9)
-    bad = [k for k, p in _params(teacher).items()
-           if p.grad_fn is not None or p.requires_grad or not p.is_leaf]
-    if bad:
-        raise Fail(f"{', '.join(bad)} carry autograd history or require grad after the update",
-                   measured="grad_fn set / requires_grad=True",
-                   expected="plain leaf tensors, requires_grad=False as before")
+    teacher, student = _updated(fn, 350, 0.9)
+    _fail_for([k for k, p in _params(teacher).items()
+               if p.grad_fn is not None or p.requires_grad or not p.is_leaf],
+              "carry autograd history or require grad after the update",
+              measured="grad_fn set / requires_grad=True",
+              expected="plain leaf tensors, requires_grad=False as before")
     if any(p.grad is not None for p in student.parameters()):
         raise Fail("the student's parameters received a .grad",
                    diagnosis="the update ran a backward pass on the student")
@@ -185,15 +177,13 @@ def ema_no_history(fn):
 )
 def ema_teacher_requires_grad(fn):
     teacher, student = _pair(360, teacher_grad=True)
-    t0, s0 = _snapshot(teacher), _snapshot(student)
     try:
-        _ema(fn, teacher, student, 0.75)
+        _, s0, wrong, kinds = _update(fn, teacher, student, 0.75)
     except Fail as failure:
         if failure.crashed and "leaf Variable that requires grad" in failure.message:
             raise Fail(failure.message, diagnosis=_NO_GRAD, hint="wrap the update in "
                        "torch.no_grad()") from None  # autograd refuses the in-place update
         raise
-    wrong, kinds = _compare_params(teacher, t0, s0, 0.75)
     if wrong:
         mistake = _explain(teacher, student, s0, wrong, kinds)
         raise Fail(f"wrong parameters: {', '.join(wrong)}", diagnosis=mistake,
@@ -212,15 +202,14 @@ def ema_teacher_requires_grad(fn):
 )
 def ema_buffers(fn):
     teacher, student = _pair(370)
-    b0 = {k: v.clone() for k, v in teacher.named_buffers()}
-    s0 = _snapshot(student)
+    b0 = snapshot(teacher, "buffers")
+    s0 = snapshot(student)
     _ema(fn, teacher, student, 0.9)
-    changed = [k for k, v in teacher.named_buffers() if not torch.equal(v, b0[k])]
-    if changed:
+    moved = changed(teacher, b0, "buffers")
+    if moved:
         # Buffers *and* parameters equal to the student's: the whole student was copied.
-        copied = all(torch.equal(v.detach(), s0[k])
-                     for k, v in teacher.state_dict(keep_vars=True).items())
-        raise Fail(f"the teacher's buffers changed: {', '.join(changed)}"
+        copied = not changed(teacher, s0)
+        raise Fail(f"the teacher's buffers changed: {', '.join(moved)}"
                    + (", and every parameter and buffer is now the student's" if copied else ""),
                    diagnosis=_EMA_MISTAKES["copied"] if copied else None,
                    measured="changed", expected="unchanged")
@@ -243,7 +232,7 @@ def ema_float64(fn):
                 p.fill_(1.0)
             for p in student.parameters():
                 p.fill_(1.0 + 2 ** -30 if fine else 3.0)
-        t0, s0 = _snapshot(teacher), _snapshot(student)
+        t0, s0 = snapshot(teacher), snapshot(student)
         _ema(fn, teacher, student, 0.5)
         for name, p in _params(teacher).items():
             if p.dtype != F64:
@@ -277,7 +266,7 @@ def ema_fast(fn):
         student.head.weight.fill_(1.0)
         teacher.head.weight.fill_(0.0)
     teacher.head.requires_grad_(False)
-    t0, s0 = _snapshot(teacher), _snapshot(student)
+    t0, s0 = snapshot(teacher), snapshot(student)
     _ema(fn, teacher, student, 0.5)
     if not torch.allclose(teacher.head.weight, torch.full_like(teacher.head.weight, 0.5)):
         wrong, kinds = _compare_params(teacher, t0, s0, 0.5)

@@ -4,8 +4,11 @@ The checks never compute the loss the way a solution would. They use inputs whos
 has a closed form (collapsed embeddings, perfect pairs, N = 1), properties every correct loss
 has (invariances, symmetry, gradients) and known answers stored in grader/data/nt_xent.json.
 Where a wrong value has a recognisable signature (log(2N) instead of log(2N-1), say), the
-failure names the mistake that produces it, in the words of grader/drills/nt_xent/_mistakes.py,
-so that one mistake gives one diagnosis however many checks it fails.
+failure names the mistake that produces it, in the words of grader/drills/nt_xent/_mistakes.py
+(or of grader/kit/mistakes.py, for the mistakes other drills name too), so that one mistake
+gives one diagnosis however many checks it fails. The property laws every loss obeys (scalar
+out, inputs unchanged, invariances, finite at tau = 0.01, float64, N = 1, known answers) are
+registered from grader/kit/laws.py; the modules here hold the checks that tell NT-Xent apart.
 
 The checks live in two modules, `loss` (closed forms, the positive, the temperature,
 invariances) and `numerics` (gradients, stability, float64, N = 1, known answers), imported in

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ... import sandbox as _sandbox
 from ...checks import checklist
-from ...sandbox import Fail, scalar
-from . import _mistakes as M
+from ...kit.mistakes import call_naming_in_place
+from ...sandbox import scalar
 
 checks = checklist(
     "nt_xent_loss",
@@ -20,14 +19,9 @@ def call(fn, *args, **kwargs):
     """`sandbox.call`, except that a crash autograd raises because the code wrote in place
     into an input that requires grad is named as that mistake (the words `call` itself uses
     when it finds an input changed), not as "it crashed"."""
-    try:
-        return _sandbox.call(fn, *args, **kwargs)
-    except Fail as f:
-        if f.crashed and M.IN_PLACE_ON_LEAF in f.message:
-            raise Fail(f.message, diagnosis=M.IN_PLACE,
-                       hint="build new tensors (z = z / ...) instead of writing into the inputs",
-                       ) from None
-        raise
+    return call_naming_in_place(
+        fn, *args, hint="build new tensors (z = z / ...) instead of writing into the inputs",
+        **kwargs)
 
 
 def loss_of(fn, z1, z2, temperature=0.5):

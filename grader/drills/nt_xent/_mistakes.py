@@ -2,7 +2,8 @@
 
 Several checks can recognise the same mistake (an unmasked diagonal shows on a collapsed batch,
 on perfect pairs, in float64 and at N = 1). Each uses the constant below, so that one mistake
-gives one diagnosis in the report, however many rows it turns red.
+gives one diagnosis in the report, however many rows it turns red. Mistakes other drills name
+too (float32, a cut graph, an input changed in place) are in grader/kit/mistakes.py.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-from ...sandbox import Fail, call
 
 DIAGONAL_NOT_MASKED = (
     "the diagonal is not masked: each view also competes with itself, so a collapsed batch "
@@ -37,14 +36,6 @@ WRONG_PARTNER = (
 )
 TEMPERATURE_MULTIPLIED = "the similarities are multiplied by the temperature instead of divided"
 TEMPERATURE_IGNORED = "the temperature argument is ignored"
-GRAPH_CUT = (
-    "the gradient is cut: a .detach(), .item(), .numpy() or torch.tensor(...) re-wrap breaks "
-    "the graph"
-)
-FLOAT32 = (
-    "the computation drops to float32 somewhere (a .float(), or a float32 tensor made inside "
-    "without dtype=)"
-)
 
 
 _AVERAGE = "average over all 2N anchors: F.cross_entropy's default reduction='mean' on the 2N rows"
@@ -71,23 +62,6 @@ def detached(views) -> str:
     """The mistake when no gradient reaches the named views (`["z2"]`, say)."""
     return (f"{' and '.join(views)} is detached (a stop-gradient on one view): SimCLR "
             "backpropagates through both views")
-
-
-def _sandbox_in_place_diagnosis() -> str:
-    """The words `sandbox.call` uses for an input changed in place (the headline of that
-    mistake), taken from `call` itself so that the two can never drift apart."""
-    try:
-        call(lambda t: t.add_(1), torch.zeros(1))
-    except Fail as f:
-        if f.diagnosis:
-            return f.diagnosis
-    return "an in-place operation modified the caller's tensor"
-
-
-IN_PLACE = _sandbox_in_place_diagnosis()
-# What torch raises when code writes in place into an input that requires grad: the same
-# mistake as above, caught by autograd before `call` can compare the inputs.
-IN_PLACE_ON_LEAF = "is being used in an in-place operation"
 
 
 def collapsed_signatures(n, tau) -> dict[float, str]:
@@ -123,7 +97,3 @@ def single_pair_signatures(z1, z2, tau) -> dict[float, str]:
         -c / tau + math.log(1 + math.exp(c / tau)): DIAGONAL_ZERO,
     }
 
-
-def recognise(value, signatures, close) -> str | None:
-    """The mistake whose signature `value` matches, or None."""
-    return next((m for v, m in signatures.items() if close(value, v)), None)

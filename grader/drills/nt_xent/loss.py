@@ -7,67 +7,40 @@ import math
 import torch
 
 from ...inputs import close as _close
-from ...inputs import gen as _gen
 from ...inputs import randn as _randn
+from ...kit import laws
+from ...kit.lookup import fail_naming, which_mistake
+from ...kit.mistakes import IN_PLACE
 from ...sandbox import Fail
 from . import _mistakes as M
 from ._common import checks
 from ._common import loss_of as _loss
 
-
-@checks.add(
-    "returns a scalar tensor",
-    diagnosis="the loss is not a single number",
-    hint="the loss is the mean over the 2N anchors: a 0-dimensional tensor",
-)
-def returns_scalar(fn):
-    z1, z2 = _randn(4, 8, seed=0), _randn(4, 8, seed=1)
-    out = _loss(fn, z1, z2)
-    if out.dtype != torch.float32:
-        raise Fail(f"float32 inputs gave a {out.dtype} loss", diagnosis="the dtype changed")
-    return f"loss = {out.item():.4f} on a random batch of N=4"
-
-
-@checks.add(
-    "leaves its inputs unchanged",
-    diagnosis=M.IN_PLACE,
+laws.returns_scalar(
+    checks, loss=_loss,
+    hint="the loss is the mean over the 2N anchors: a 0-dimensional tensor")
+laws.leaves_inputs_unchanged(
+    checks, run=_loss, diagnosis=IN_PLACE,
     hint="normalise into a new tensor (z = F.normalize(z, dim=1)) rather than in place",
-)
-def inputs_unchanged(fn):
-    z1 = _randn(5, 6, seed=2).requires_grad_(False)
-    z2 = _randn(5, 6, seed=3)
-    _loss(fn, z1 * 3.0, z2 + 1.0)  # `call` compares every tensor argument before and after
-    _loss(fn, z1, z2)
+    inputs=lambda: [(3.0 * _randn(5, 6, seed=2), _randn(5, 6, seed=3) + 1.0),
+                    (_randn(5, 6, seed=2), _randn(5, 6, seed=3))])
 
 
-@checks.add(
-    "is invariant to rescaling each embedding (cosine similarity)",
-    diagnosis="the embeddings are not L2-normalised, so the loss uses dot products, "
-    "not cosine similarity",
-    hint="normalise each row of z1 and z2 to unit length before comparing them",
-)
-def scale_invariant(fn):
-    z1, z2 = _randn(6, 8, seed=4), _randn(6, 8, seed=5)
-    base = _loss(fn, z1, z2).item()
+def _uniform_rescale(fn, z1, z2, base):
     uniform = _loss(fn, 3.0 * z1, 3.0 * z2).item()
     if not _close(uniform, base):
-        raise Fail(
-            "multiplying every embedding by a constant changed the loss",
-            measured=f"{uniform:.5f}",
-            expected=f"{base:.5f} (unchanged)",
-        )
-    rows = torch.linspace(0.2, 5.0, 6).unsqueeze(1)
-    per_row = _loss(fn, rows * z1, 0.25 * rows.flip(0) * z2).item()
-    if not _close(per_row, base):
-        raise Fail(
-            "rescaling individual rows changed the loss (a uniform rescale did not)",
-            diagnosis="the embeddings are normalised along the wrong axis: each *row* (one "
-            "embedding, dim=1) must have unit length, not each column",
-            hint="normalise over the feature dimension: dim=1 (or dim=-1)",
-            measured=f"{per_row:.5f}",
-            expected=f"{base:.5f} (unchanged)",
-        )
-    return f"{base:.5f} before and after rescaling"
+        raise Fail("multiplying every embedding by a constant changed the loss",
+                   measured=f"{uniform:.5f}", expected=f"{base:.5f} (unchanged)")
+
+
+laws.invariant_to_rescaling(
+    checks, loss=_loss, uniform=_uniform_rescale, other_rows=0.25,
+    diagnosis="the embeddings are not L2-normalised, so the loss uses dot products, not cosine "
+    "similarity",
+    hint="normalise each row of z1 and z2 to unit length before comparing them",
+    axis_diagnosis="the embeddings are normalised along the wrong axis: each *row* (one "
+    "embedding, dim=1) must have unit length, not each column",
+    axis_hint="normalise over the feature dimension: dim=1 (or dim=-1)")
 
 
 @checks.add(
@@ -82,16 +55,9 @@ def collapsed(fn):
     expected = math.log(2 * n - 1)
     if _close(value, expected):
         return f"{value:.5f} = log({2 * n - 1})"
-    mistake = M.recognise(value, M.collapsed_signatures(n, tau), _close)
-    if mistake:
-        raise Fail(
-            f"a collapsed batch of N={n} gave {value:.5f}",
-            diagnosis=mistake,
-            measured=f"{value:.5f}",
-            expected=f"log({2 * n - 1}) = {expected:.5f}",
-        )
     raise Fail(
         f"a collapsed batch of N={n} gave {value:.5f}",
+        diagnosis=which_mistake(value, M.collapsed_signatures(n, tau)),
         measured=f"{value:.5f}",
         expected=f"log({2 * n - 1}) = {expected:.5f}",
     )
@@ -100,7 +66,7 @@ def collapsed(fn):
 @checks.add(
     "a view never matches itself",
     diagnosis=M.DIAGONAL_NOT_MASKED,
-    hint="exclude each row's similarity with itself before the softmax (set it to -inf)",
+    hint=M.HINTS[M.DIAGONAL_NOT_MASKED],
 )
 def masks_self(fn):
     # Identical views of well-separated points at low temperature: each anchor's partner is an
@@ -126,29 +92,31 @@ def masks_self(fn):
     return f"{value:.2e} for identical views"
 
 
+def _perfect(n, tau):
+    """The correct loss of z1 = z2 = n orthonormal rows: the partner scores 1/tau, the 2n - 2
+    others 0."""
+    return -1 / tau + math.log(math.exp(1 / tau) + 2 * n - 2)
+
+
+def _perfect_pairs_mistake(value, n, tau):
+    return which_mistake(value, M.perfect_pairs_signatures(n, tau), rel=1e-3)
+
+
 @checks.add(
     "perfect pairs with orthogonal negatives give a loss near 0",
     diagnosis=M.WRONG_PARTNER,
-    hint="build the targets from the stacking order: the first N rows point to the last N "
-    "and vice versa",
+    hint=M.HINTS[M.WRONG_PARTNER],
 )
 def perfect_pairs(fn):
     n, tau = 5, 0.05
     z = torch.eye(n, 8)
     value = _loss(fn, z, z.clone(), tau).item()
-    expected = -1 / tau + math.log(math.exp(1 / tau) + 2 * n - 2)
+    expected = _perfect(n, tau)
     if _close(value, expected, rel=1e-3, abs_=1e-4):
         return f"{value:.2e}"
-    mistake = M.recognise(value, M.perfect_pairs_signatures(n, tau),
-                          lambda a, b: _close(a, b, rel=1e-3))
-    raise Fail(
-        f"z1 = z2 = orthonormal rows at tau={tau} gave {value:.4g}",
-        measured=f"{value:.4g}",
-        expected=f"{expected:.2e}",
-        diagnosis=mistake,
-        hint=M.HINTS.get(mistake),
-        conclusive=mistake is not None,
-    )
+    raise fail_naming(f"z1 = z2 = orthonormal rows at tau={tau} gave {value:.4g}",
+                      _perfect_pairs_mistake(value, n, tau), hints=M.HINTS,
+                      measured=f"{value:.4g}", expected=f"{expected:.2e}")
 
 
 @checks.add(
@@ -164,9 +132,8 @@ def partner_is_positive(fn):
     if not matched < shifted - 1.0:
         # The aligned batch is the perfect-pairs input: a known wrong value there names the
         # mistake; a right one (so only the shifted batch is off) means the target is wrong.
-        right = _close(matched, -1 / tau + math.log(math.exp(1 / tau) + 2 * n - 2), rel=1e-3)
-        mistake = None if right else M.recognise(matched, M.perfect_pairs_signatures(n, tau),
-                                                 lambda a, b: _close(a, b, rel=1e-3))
+        right = _close(matched, _perfect(n, tau), rel=1e-3)
+        mistake = None if right else _perfect_pairs_mistake(matched, n, tau)
         raise Fail(
             "aligning z2[i] with z1[i] did not give a lower loss than aligning z2[i] with "
             "z1[i-1]",
@@ -215,33 +182,15 @@ def temperature_sharpens(fn):
     raise Fail("the loss does not fall steadily as tau falls: " + text, measured=text)
 
 
-@checks.add(
-    "is symmetric in (z1, z2)",
+laws.invariant_to_swapping(
+    checks, "is symmetric in (z1, z2)", seeds=(9, 10), loss=_loss,
     diagnosis="only one direction is counted: the anchors of z1 are used but not those of z2; "
     "NT-Xent averages over all 2N anchors",
     hint="every embedding in the stacked batch is an anchor once",
-)
-def symmetric(fn):
-    z1, z2 = _randn(6, 8, seed=9), _randn(6, 8, seed=10)
-    a, b = _loss(fn, z1, z2).item(), _loss(fn, z2, z1).item()
-    if not _close(a, b):
-        raise Fail("swapping the views changed the loss", measured=f"{a:.5f} vs {b:.5f}",
-                   expected="equal")
-    return f"{a:.5f} both ways"
-
-
-@checks.add(
-    "is invariant to reordering the pairs",
+    message="swapping the views changed the loss")
+# Permuting the pairs changes the loss under wrong targets and under a wrong mask alike: the
+# checks that can tell them apart name the mistake, so this one follows from them.
+laws.invariant_to_reordering(
+    checks, seeds=(11, 12, 13), loss=_loss, conclusive=False,
     diagnosis="the loss depends on the order of the pairs in the batch, so the targets or the "
-    "mask do not follow the pairs",
-    hint="derive the targets from the batch size, not from fixed positions",
-)
-def permutation_invariant(fn):
-    z1, z2 = _randn(7, 8, seed=11), _randn(7, 8, seed=12)
-    perm = torch.randperm(7, generator=_gen(13))
-    a, b = _loss(fn, z1, z2).item(), _loss(fn, z1[perm], z2[perm]).item()
-    if not _close(a, b):
-        # A symptom that wrong targets and a wrong mask both produce: the checks that can
-        # tell them apart name the mistake.
-        raise Fail("permuting the pairs changed the loss", measured=f"{a:.5f} vs {b:.5f}",
-                   expected="equal", conclusive=False)
+    "mask do not follow the pairs")

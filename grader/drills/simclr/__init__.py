@@ -5,8 +5,9 @@ augmentation changes an image but keeps it recognisable, a projection head is no
 training loop feeds the loss two views of the same samples and clears its gradients, a probe
 learns from the training set only. One module per graded name (augment, model, train, probe);
 importing them, in that order, registers their checklists in that order. To see inside
-`train_simclr`, the checks trace it (see _trace.py). Real images (64 handwritten digits) and the
-known answer for the probe live in grader/data/simclr_*.json.
+`train_simclr`, the checks trace it (grader/kit/trace.py) on a network of their own
+(grader/kit/nets.py). Real images (64 handwritten digits) and the known answer for the probe live
+in grader/data/simclr_*.json.
 """
 
 from . import augment, model, train, probe  # noqa: F401, I001  (this order is the checklists')

@@ -12,17 +12,24 @@ import torch.nn.functional as F
 
 from ...checks import checklist
 from ...inputs import gen as _gen
+from ...kit.nets import seeded
 from ...sandbox import Fail, call, tensor_out
-from ._common import DRILL, _crashed, _digits
+from ._common import DRILL, _allow_global_rng, _crash_means, _digits
 
 model_checks = checklist("SimCLRModel", drill=DRILL, kind="class", probe=lambda cls: cls())
 
-# Diagnoses named by more than one check (a later check that sees the same mistake names it in the
-# same words, so that one mistake gives one entry in the report).
+# Diagnoses named in more than one place (a later check that sees the same mistake names it in the
+# same words, so that one mistake gives one entry in the report; a check that re-labels a crash as
+# its own mistake names it with its decorator's words).
 _IN_A_LIST = ("layers kept in a Python list (or dict) are invisible to PyTorch (no parameters, "
               "no .to(), no state_dict)")
 _NO_BACKBONE_PARAMETERS = ("the backbone has no trainable parameters, so h would be the raw "
                            "pixels")
+_FLOAT64 = dict(
+    diagnosis="forward creates a float32 tensor (or casts with .float()), so a float64 model "
+    "breaks",
+    hint="make any tensor created inside forward with the input's dtype",
+)
 
 
 def _frozen(name):
@@ -32,8 +39,7 @@ def _frozen(name):
 
 def _build(cls, seed=0):
     """SimCLRModel() with the default arguments, initialised from a fixed seed."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = call(cls)
     if not isinstance(model, nn.Module):
         raise Fail(
@@ -60,9 +66,23 @@ def _parts(model):
     return model.backbone, model.projector
 
 
+def _model(cls, *, train=False):
+    """SimCLRModel() from a fixed seed, in train or eval mode, with its backbone and projector."""
+    model = _build(cls)
+    model = model.train() if train else model.eval()
+    return (model, *_parts(model))
+
+
 def _forward(fn, x, what):
     out = call(fn, x)
     return tensor_out(out, (len(x), None), what)
+
+
+def _beside_backbone(fn, backbone, what):
+    """fn(x), then backbone(x), without gradients, for 6 digits x."""
+    x = _digits(6)
+    with torch.no_grad():
+        return _forward(fn, x, what), _forward(backbone, x, "backbone(x)")
 
 
 @model_checks.add(
@@ -116,14 +136,11 @@ def model_parameters(cls):
     hint="representation(x) is just self.backbone(x); flatten the images inside the backbone",
 )
 def model_representation(cls):
-    model = _build(cls).eval()
-    backbone, projector = _parts(model)
-    x = _digits(6)
+    model, backbone, projector = _model(cls)
+    h, f_x = _beside_backbone(model.representation, backbone, "representation(x)")
+    if h.shape == f_x.shape and torch.allclose(h, f_x, atol=1e-6):
+        return f"h has shape {tuple(h.shape)}"
     with torch.no_grad():
-        h = _forward(model.representation, x, "representation(x)")
-        f_x = _forward(backbone, x, "backbone(x)")
-        if h.shape == f_x.shape and torch.allclose(h, f_x, atol=1e-6):
-            return f"h has shape {tuple(h.shape)}"
         g_f_x = call(projector, f_x)
     if isinstance(g_f_x, torch.Tensor) and g_f_x.shape == h.shape and torch.allclose(h, g_f_x):
         raise Fail("representation(x) equals projector(backbone(x))",
@@ -140,12 +157,9 @@ def model_representation(cls):
     hint="forward(x) returns self.projector(self.backbone(x))",
 )
 def model_forward(cls):
-    model = _build(cls).eval()
-    backbone, projector = _parts(model)
-    x = _digits(6)
+    model, backbone, projector = _model(cls)
+    z, h = _beside_backbone(model, backbone, "model(x)")
     with torch.no_grad():
-        z = _forward(model, x, "model(x)")
-        h = _forward(backbone, x, "backbone(x)")
         expected = _forward(projector, h, "projector(backbone(x))")
     if z.shape == expected.shape and torch.allclose(z, expected, atol=1e-6):
         return f"z has shape {tuple(z.shape)}"
@@ -163,11 +177,18 @@ def model_forward(cls):
                measured=f"shape {tuple(z.shape)}", expected=f"shape {tuple(expected.shape)}")
 
 
-def _head_inputs(model, backbone):
-    """Points in h-space with both signs and a wide spread, to probe the head on its own."""
+def _head(cls):
+    """The projection head of SimCLRModel() in eval mode, as g(h) without gradients, and points in
+    h-space with both signs and a wide spread, to probe the head on its own."""
+    _, backbone, projector = _model(cls)
     with torch.no_grad():
         h = _forward(backbone, _digits(2), "backbone(x)")
-    return 2.0 * torch.randn(32, h.shape[1], generator=_gen(9), dtype=h.dtype)
+
+    def g(inputs):
+        with torch.no_grad():
+            return _forward(projector, inputs, "projector(h)")
+
+    return g, 2.0 * torch.randn(32, h.shape[1], generator=_gen(9), dtype=h.dtype)
 
 
 @model_checks.add(
@@ -177,13 +198,10 @@ def _head_inputs(model, backbone):
     hint="put a non-linearity (nn.ReLU) between the head's two Linear layers",
 )
 def model_head_nonlinear(cls):
-    model = _build(cls).eval()
-    backbone, projector = _parts(model)
-    h = _head_inputs(model, backbone)
-    with torch.no_grad():
-        a, b = h[:16], h[16:]
-        mixed = _forward(projector, (a + b) / 2, "projector(h)")
-        halves = (_forward(projector, a, "projector(h)") + _forward(projector, b, "projector(h)"))
+    g, h = _head(cls)
+    a, b = h[:16], h[16:]
+    mixed = g((a + b) / 2)
+    halves = g(a) + g(b)
     gap = (mixed - halves / 2).abs().max().item()
     scale = halves.abs().max().item() / 2 + 1e-12
     if gap <= 1e-5 * scale:
@@ -199,12 +217,8 @@ def model_head_nonlinear(cls):
     hint="end g with a Linear layer; the activation goes only between its layers",
 )
 def model_head_output(cls):
-    model = _build(cls).eval()
-    backbone, projector = _parts(model)
-    h = _head_inputs(model, backbone)
-    with torch.no_grad():
-        z = _forward(projector, h, "projector(h)")
-    negative = (z < 0).double().mean().item()
+    g, h = _head(cls)
+    negative = (g(h) < 0).double().mean().item()
     if negative == 0:
         raise Fail("no entry of z is negative, for 32 random inputs to the head",
                    measured="0% negative", expected="about half negative")
@@ -218,8 +232,7 @@ def model_head_output(cls):
     hint="do not call .detach() or use no_grad in forward; gradients must flow from z into f",
 )
 def model_gradients(cls):
-    model = _build(cls).train()
-    backbone, _ = _parts(model)
+    model, backbone, _ = _model(cls, train=True)
     # A backbone with nothing to train cannot receive a gradient: that is its own mistake, named
     # by the parameters check, not a graph cut in forward.
     params = list(backbone.parameters())
@@ -243,26 +256,14 @@ def model_gradients(cls):
     return "every layer of f receives a gradient from z"
 
 
-_FLOAT64 = dict(
-    diagnosis="forward creates a float32 tensor (or casts with .float()), so a float64 model "
-    "breaks",
-    hint="make any tensor created inside forward with the input's dtype",
-)
-
-
 @model_checks.add("works in float64 after model.double()", **_FLOAT64)
 def model_float64(cls):
     model = _build(cls)
     _parts(model)  # layers that are not sub-modules are not converted by .double()
     model = model.double().eval()
-    try:
-        with torch.no_grad():
-            z = _forward(model, _digits(4, torch.float64), "model(x) in float64")
-            h = _forward(model.representation, _digits(4, torch.float64), "representation(x)")
-    except Fail as exc:
-        if exc.diagnosis == "the function crashed on a valid input":
-            raise _crashed(exc, **_FLOAT64) from None
-        raise
+    with _crash_means(_FLOAT64), torch.no_grad():
+        z = _forward(model, _digits(4, torch.float64), "model(x) in float64")
+        h = _forward(model.representation, _digits(4, torch.float64), "representation(x)")
     if z.dtype != torch.float64 or h.dtype != torch.float64:
         raise Fail(f"float64 gave z {z.dtype}, h {h.dtype}", measured=f"{z.dtype}, {h.dtype}",
                    expected="torch.float64")
@@ -271,5 +272,4 @@ def model_float64(cls):
 # Building an nn.Module (the model under test) and dropout in train mode draw from torch's global
 # generator: legitimate for this name. Its checks let the global RNG move (the grader restores it
 # afterwards) instead of failing the learner for it.
-for _check in model_checks.checks:
-    _check.rng_allowed = True
+_allow_global_rng(model_checks)

@@ -16,8 +16,9 @@ import torch.nn as nn
 from ...checks import checklist
 from ...data import load_cases
 from ...inputs import gen as _gen
+from ...kit.nets import seeded
 from ...sandbox import Fail, call
-from ._common import _FIRST_CALL_TIMEOUT, DRILL, _crashed, _decode
+from ._common import DRILL, _allow_global_rng, _crash_means, _decode, _first_check
 
 probe_checks = checklist(
     "linear_probe",
@@ -27,8 +28,9 @@ probe_checks = checklist(
 )
 
 
-# Diagnoses named by more than one check (a later check that sees the same mistake names it in the
-# same words, so that one mistake gives one entry in the report).
+# Diagnoses named in more than one place (a later check that sees the same mistake names it in the
+# same words, so that one mistake gives one entry in the report; a check that re-labels a crash as
+# its own mistake names it with its decorator's words).
 _ERROR_RATE = dict(
     diagnosis="the value returned is the error rate (1 - accuracy), not the accuracy",
     hint="return the fraction of test samples classified correctly",
@@ -49,6 +51,16 @@ _SCORED_ON_TRAIN = dict(
     diagnosis="the accuracy is scored on the training features instead of the test features: it "
     "is a training accuracy, which says nothing about how the features generalise",
     hint="predict on test_feats and compare with test_labels",
+)
+_LABELS = dict(
+    diagnosis="the class labels are used directly as column indices: map them to 0..C-1 first "
+    "and map the predictions back",
+    hint="classes = torch.unique(train_labels); fit on the index of each label in classes",
+)
+_FROZEN = dict(
+    diagnosis="the probe's training reaches back into the encoder: a linear probe trains a "
+    "classifier on frozen features, so detach them first",
+    hint="work on train_feats.detach() (and test_feats.detach())",
 )
 
 
@@ -97,12 +109,9 @@ def _separable(seed, dtype=torch.float32):
     return train, test
 
 
-@probe_checks.add(
-    "returns a float accuracy in [0, 1]",
-    diagnosis="the function does not return the test accuracy as a float in [0, 1]",
-    hint="return (predictions == test_labels).float().mean().item()",
-    timeout=_FIRST_CALL_TIMEOUT,
-)
+@_first_check(probe_checks, "returns a float accuracy in [0, 1]",
+              diagnosis="the function does not return the test accuracy as a float in [0, 1]",
+              hint="return (predictions == test_labels).float().mean().item()")
 def probe_returns(fn):
     (xtr, ytr), (xte, yte) = _separable(0)
     value = _accuracy(fn, xtr, ytr, xte, yte)
@@ -275,24 +284,13 @@ def probe_scale(fn):
     return text
 
 
-_LABELS = dict(
-    diagnosis="the class labels are used directly as column indices: map them to 0..C-1 first "
-    "and map the predictions back",
-    hint="classes = torch.unique(train_labels); fit on the index of each label in classes",
-)
-
-
 @probe_checks.add("handles class labels that are not 0..C-1", **_LABELS)
 def probe_labels(fn):
     (xtr, ytr), (xte, yte) = _separable(10)
     names = torch.tensor([3, 7, 9])
-    try:
+    # a crash with labels 0..2 too is no label problem
+    with _crash_means(_LABELS, control=lambda: _accuracy(fn, xtr, ytr, xte, yte)):
         acc = _accuracy(fn, xtr, names[ytr], xte, names[yte])
-    except Fail as exc:
-        if exc.diagnosis == "the function crashed on a valid input":
-            _accuracy(fn, xtr, ytr, xte, yte)  # a crash with labels 0..2 too is no label problem
-            raise _crashed(exc, **_LABELS) from None
-        raise
     if acc < 0.95:
         message = f"accuracy {acc:.3f} on separable clusters labelled 3, 7 and 9"
         plain = _accuracy(fn, xtr, ytr, xte, yte)  # the same clusters labelled 0, 1, 2
@@ -306,26 +304,14 @@ def probe_labels(fn):
     return f"labels 3, 7, 9: accuracy {acc:.3f}"
 
 
-_FROZEN = dict(
-    diagnosis="the probe's training reaches back into the encoder: a linear probe trains a "
-    "classifier on frozen features, so detach them first",
-    hint="work on train_feats.detach() (and test_feats.detach())",
-)
-
-
 @probe_checks.add("trains only its own classifier: no gradient reaches the features", **_FROZEN)
 def probe_frozen(fn):
     (xtr, ytr), (xte, yte) = _separable(11)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
+    with seeded(0):
         encoder = nn.Linear(6, 6)
     ftr, fte = encoder(xtr), encoder(xte)  # features that still carry the encoder's graph
-    try:
+    with _crash_means(_FROZEN):
         _accuracy(fn, ftr, ytr, fte, yte)
-    except Fail as exc:
-        if exc.diagnosis == "the function crashed on a valid input":
-            raise _crashed(exc, **_FROZEN) from None
-        raise
     if encoder.weight.grad is not None:
         raise Fail("the encoder that produced the features received a gradient",
                    measured="encoder.weight.grad is set", expected="None")
@@ -361,5 +347,4 @@ def probe_known_answer(fn):
 # Building an nn.Module (a probe's own nn.Linear) draws from torch's global generator: legitimate
 # for this name. Its checks let the global RNG move (the grader restores it afterwards) instead of
 # failing the learner for it.
-for _check in probe_checks.checks:
-    _check.rng_allowed = True
+_allow_global_rng(probe_checks)

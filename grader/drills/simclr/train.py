@@ -1,5 +1,5 @@
 """Checks for `train_simclr(model, data, *, steps, batch_size, temperature, lr, generator=None)`
-(drill 02, SimCLR), run on a small network of the checks' own and traced (see _trace.py): one
+(drill 02, SimCLR), run on a small network of the checks' own and traced (see kit/trace.py): one
 float loss per step, the loss on z for two different views of the same samples, gradients
 cleared, `temperature`, `lr` and `batch_size` used, fresh batches drawn only from the generator,
 the loss lowered, and both the backbone and the head trained.
@@ -14,15 +14,17 @@ import torch
 
 from ...checks import checklist
 from ...inputs import gen as _gen
+from ...kit.compare import changed, snapshot
+from ...kit.nets import SimCLRNet
+from ...kit.trace import DEFAULT, OwnAugment, Trace, loss_steps
 from ...sandbox import Fail, call
-from ._common import _FIRST_CALL_TIMEOUT, DRILL, _digits
-from ._trace import _DEFAULT, _Net, _OwnAugment, _steps, _Trace
+from ._common import DRILL, _digits, _first_check
 
 
 def _train_probe(fn):
     # called directly (not through `call`), so that an untouched stub's NotImplementedError
     # reaches ready()
-    fn(_Net(), _digits(8), steps=1, batch_size=4, temperature=0.5, lr=0.0, generator=_gen(0))
+    fn(SimCLRNet(), _digits(8), steps=1, batch_size=4, temperature=0.5, lr=0.0, generator=_gen(0))
 
 
 train_checks = checklist("train_simclr", drill=DRILL, probe=_train_probe)
@@ -51,7 +53,7 @@ _TRAIN_RNG = dict(
 
 def _trainer(fn, net, data, **kwargs):
     before = torch.get_rng_state() if kwargs.get("generator") is not None else None
-    with _OwnAugment(fn):
+    with OwnAugment(fn):
         out = call(fn, net, data, **kwargs)
     if before is not None and not torch.equal(torch.get_rng_state(), before):
         raise Fail("training drew from torch's global generator although it was given one",
@@ -79,10 +81,19 @@ _RUN = dict(steps=12, batch_size=16, temperature=0.5, lr=1e-2)
 
 def _traced_run(fn, *, seed=0, **overrides):
     kwargs = {**_RUN, "generator": _gen(seed), **overrides}
-    net, data = _Net(seed), _digits(64)
-    with _Trace(fn, net) as trace:
+    net, data = SimCLRNet(seed), _digits(64)
+    with Trace(fn, net) as trace:
         losses = _trainer(fn, net, data, **kwargs)
     return net, data, trace, losses
+
+
+def _moved_by(fn, seed, **kwargs):
+    """Train SimCLRNet(seed) on the 64 digits, with a generator seeded `seed`: (the losses, the
+    names of the parameters that changed)."""
+    net = SimCLRNet(seed)
+    before = snapshot(net, "parameters")
+    losses = _trainer(fn, net, _digits(64), **kwargs, generator=_gen(seed))
+    return losses, changed(net, before, "parameters")
 
 
 def _need(trace, name):
@@ -99,12 +110,9 @@ def _need(trace, name):
                    hint="each step: two calls to augment, one to nt_xent_loss")
 
 
-@train_checks.add(
-    "returns one finite loss per step, as Python floats",
-    diagnosis="the return value is not the list of every step's loss",
-    hint="append loss.item() at every step and return the list",
-    timeout=_FIRST_CALL_TIMEOUT,
-)
+@_first_check(train_checks, "returns one finite loss per step, as Python floats",
+              diagnosis="the return value is not the list of every step's loss",
+              hint="append loss.item() at every step and return the list")
 def train_returns(fn):
     _, _, _, losses = _traced_run(fn)
     if len(losses) != _RUN["steps"]:
@@ -125,7 +133,7 @@ def train_returns(fn):
 def train_on_projections(fn):
     _, _, trace, _ = _traced_run(fn)
     _need(trace, "nt_xent_loss")
-    steps = _steps(trace, _digits(64))
+    steps = loss_steps(trace, _digits(64))
     sides = [s[side]["on"] for s in steps for side in "12"]
     if "h" in sides:
         raise Fail("the tensors given to nt_xent_loss are backbone outputs h",
@@ -148,7 +156,7 @@ def train_on_projections(fn):
 def train_two_views(fn):
     _, _, trace, _ = _traced_run(fn)
     _need(trace, "nt_xent_loss")
-    steps = _steps(trace, _digits(64))
+    steps = loss_steps(trace, _digits(64))
     for s in steps:
         one, two = s["1"], s["2"]
         if one["views"] is None or two["views"] is None:
@@ -198,7 +206,7 @@ def train_two_views(fn):
     hint="call optimizer.zero_grad() before (or right after) each backward()",
 )
 def train_zero_grad(fn):
-    net = _Net(2)
+    net = SimCLRNet(2)
     stale = {"head": [], "backbone": []}
 
     def watch(weight, seen):
@@ -239,7 +247,7 @@ def train_zero_grad(fn):
 def train_temperature(fn):
     _, _, trace, _ = _traced_run(fn, steps=3, temperature=0.3)
     _need(trace, "nt_xent_loss")
-    used = {("default" if t is _DEFAULT else t) for *_, t in trace.loss_calls}
+    used = {("default" if t is DEFAULT else t) for *_, t in trace.loss_calls}
     if used != {0.3}:
         raise Fail("train_simclr(temperature=0.3) called the loss with temperature "
                    + ", ".join(map(str, used)), measured=used, expected=0.3)
@@ -252,12 +260,8 @@ def train_temperature(fn):
     hint="torch.optim.Adam(model.parameters(), lr=lr)",
 )
 def train_uses_lr(fn):
-    net = _Net(3)
-    before = net.snapshot()
-    _trainer(fn, net, _digits(64), steps=3, batch_size=16, temperature=0.5, lr=0.0,
-             generator=_gen(3))
-    after = net.snapshot()
-    if any(not torch.equal(before[k], after[k]) for k in before):
+    _, moved = _moved_by(fn, 3, steps=3, batch_size=16, temperature=0.5, lr=0.0)
+    if moved:
         raise Fail("with lr=0 the parameters still changed", measured="changed",
                    expected="unchanged")
     return "lr=0 leaves the network unchanged"
@@ -271,7 +275,7 @@ def train_uses_lr(fn):
 def train_batches(fn):
     _, data, trace, _ = _traced_run(fn)
     _need(trace, "nt_xent_loss")
-    steps = _steps(trace, data)
+    steps = loss_steps(trace, data)
     batches = [s["1"]["rows"] for s in steps if s["1"]["rows"] and None not in s["1"]["rows"]]
     if not batches:
         raise Fail("the loss inputs could not be traced back to rows of the data",
@@ -308,9 +312,9 @@ def train_batches(fn):
 def train_reproducible(fn):
     kwargs = dict(steps=6, batch_size=16, temperature=0.5, lr=1e-2)
     torch.manual_seed(11)
-    a = _trainer(fn, _Net(4), _digits(64), generator=_gen(4), **kwargs)  # fails if it moves
+    a = _trainer(fn, SimCLRNet(4), _digits(64), generator=_gen(4), **kwargs)  # fails if it moves
     torch.manual_seed(12)
-    b = _trainer(fn, _Net(4), _digits(64), generator=_gen(4), **kwargs)
+    b = _trainer(fn, SimCLRNet(4), _digits(64), generator=_gen(4), **kwargs)
     if a != b:
         raise Fail("two runs with the same generator seed gave different losses",
                    measured=f"{a[-1]:.4f} vs {b[-1]:.4f}" if a and b else "different",
@@ -324,16 +328,12 @@ def train_reproducible(fn):
     hint="each step: zero the gradients, loss.backward(), optimizer.step()",
 )
 def train_lowers_loss(fn):
-    net = _Net(1)
-    before = net.snapshot()
-    losses = _trainer(fn, net, _digits(64), steps=40, batch_size=16, temperature=0.5, lr=1e-2,
-                      generator=_gen(1))
+    losses, moved = _moved_by(fn, 1, steps=40, batch_size=16, temperature=0.5, lr=1e-2)
     if len(losses) < 20 or not all(isinstance(v, numbers.Real) for v in losses):
         raise Fail("expected 40 float losses", diagnosis="the return value is not the list of "
                    "losses (see the first check)")
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    after = net.snapshot()
-    if all(torch.equal(before[k], after[k]) for k in before):
+    if not moved:
         raise Fail("no parameter of the network changed during training", **_NEVER_CHANGE,
                    measured=f"{first:.3f} -> {last:.3f}", expected="a falling loss")
     if last > first + 0.01:
@@ -356,17 +356,16 @@ def train_lowers_loss(fn):
     hint="the optimiser gets model.parameters(); the loss is on z, so gradients reach g and f",
 )
 def train_both_parts(fn):
-    before = _Net(5).snapshot()
+    before = snapshot(SimCLRNet(5), "parameters")
     net, data, trace, _ = _traced_run(fn, seed=5)
-    after = net.snapshot()
-    moved = {part: any(not torch.equal(before[k], after[k]) for k in before
-                       if k.startswith(part)) for part in ("backbone", "projector")}
+    names = changed(net, before, "parameters")
+    moved = {part: any(k.startswith(part) for k in names) for part in ("backbone", "projector")}
     if moved["projector"] and not moved["backbone"]:
         raise Fail("the head changed but the backbone did not",
                    diagnosis="only the head is optimised (the optimiser holds "
                    "model.projector.parameters()), or h is detached: the encoder never learns")
     if moved["backbone"] and not moved["projector"]:
-        if any(s[side]["on"] == "h" for s in _steps(trace, data) for side in "12"):
+        if any(s[side]["on"] == "h" for s in loss_steps(trace, data) for side in "12"):
             raise Fail("the backbone changed but the head did not: the loss was given h",
                        **_LOSS_ON_H)
         raise Fail("the backbone changed but the head did not",

@@ -1,42 +1,39 @@
-"""The tracer behind the `train_simclr` checks (drill 02, SimCLR): the small network of the checks'
-own that the learner's loop trains, an augmentation of the checks' own put in place of the
-notebook's `augment` while the loop runs, wrappers that record every call of `augment` and
-`nt_xent_loss`, hooks that record every view the network sees, and the matching that traces each
-tensor the loss receives back to the data rows it came from.
+"""Tracing a learner's training loop from the outside: what it fed its augmentation, its loss
+and the network, and where each tensor the loss received came from.
+
+The checks hand the loop a network of their own (kit.nets.SimCLRNet, or any module with a
+`backbone` and a `projector`) and, while it runs, put in the loop's namespace (the learner's
+function's globals):
+
+- `OwnAugment(fn)`: `augment` is `own_augment`, the checks' augmentation (a one-pixel shift and
+  noise, every draw from the generator it is given), so that how good the learner's own
+  `augment` is cannot change what a training check sees.
+- `Trace(fn, net, loss="nt_xent_loss")`: the same, plus wrappers recording every call of
+  `augment` (`augment_calls`: input and output rows) and of the loss (`loss_calls`: its two
+  inputs and the temperature passed, or `DEFAULT`), and hooks recording every view the network
+  sees with its h and z (`passes`). `found` says which of the two names the namespace holds.
+- `loss_steps(trace, data)`: for each loss call, each input traced back, through the network's
+  passes and the augment calls, to the rows of `data` it came from (with `match_rows` and
+  `row_keys`).
+
+A later drill (MoCo, BYOL, SimSiam) traces its own loop the same way, naming its loss:
+
+    with Trace(train_byol, net, loss="byol_loss") as trace:
+        losses = call(train_byol, net, data, ...)
+    for step in loss_steps(trace, data):
+        step["1"]["rows"], step["2"]["rows"]  # the data rows behind each side of the loss
+
+Everything put in place is restored on exit, the hooks removed.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 
-class _Net(nn.Module):
-    """A tiny SimCLR-shaped network owned by the grader: h has 24 numbers, z has 12."""
-
-    H_DIM, Z_DIM = 24, 12
-
-    def __init__(self, seed=0):
-        super().__init__()
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            self.backbone = nn.Sequential(nn.Flatten(), nn.Linear(64, self.H_DIM), nn.ReLU())
-            self.projector = nn.Sequential(nn.Linear(self.H_DIM, self.H_DIM), nn.ReLU(),
-                                           nn.Linear(self.H_DIM, self.Z_DIM))
-
-    def representation(self, x):
-        return self.backbone(x)
-
-    def forward(self, x):
-        return self.projector(self.backbone(x))
-
-    def snapshot(self):
-        return {name: p.detach().clone() for name, p in self.named_parameters()}
-
-
-def _own_augment(x, generator=None):
-    """The checks' augmentation, used in place of the notebook's while train_simclr runs: each
+def own_augment(x, generator=None):
+    """The checks' augmentation, used in place of the notebook's while a training loop runs: each
     image shifted by up to one pixel each way (zeros come in) plus noise of std 0.1, every draw
     from `generator` (torch's global generator when it is None), as the contract says."""
     n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
@@ -48,10 +45,10 @@ def _own_augment(x, generator=None):
     return out + 0.1 * noise.to(x.device)
 
 
-_own_augment._grader_owned = True
+own_augment._grader_owned = True
 
 
-class _OwnAugment:
+class OwnAugment:
     """While active, the learner's namespace holds `augment` = the checks' own augmentation
     (through `wrap`, if given, so a trace can record its calls); restored on exit."""
 
@@ -66,7 +63,7 @@ class _OwnAugment:
         self.found = callable(current)
         if self.found and not getattr(current, "_grader_owned", False):
             self.saved = current
-            own = self.wrap(_own_augment) if self.wrap else _own_augment
+            own = self.wrap(own_augment) if self.wrap else own_augment
             space["augment"] = own
         return self
 
@@ -76,31 +73,33 @@ class _OwnAugment:
         return False
 
 
-_DEFAULT = object()
+DEFAULT = object()  # in loss_calls: the loss was called without a temperature
 
 
-class _Trace:
-    """While active: the learner's `augment` and `nt_xent_loss` are wrapped to record every call,
-    and hooks on the network record every view it sees. Everything is restored on exit."""
+class Trace:
+    """While active: the learner's `augment` and its loss (`nt_xent_loss` unless `loss` names
+    another) are wrapped to record every call, and hooks on the network record every view it
+    sees. Everything is restored on exit."""
 
-    def __init__(self, fn, net):
+    def __init__(self, fn, net, loss="nt_xent_loss"):
         self._fn = fn
         self.space = getattr(fn, "__globals__", None)
         self.net = net
+        self.loss = loss
         self.augment_calls = []  # (input rows, output rows)
-        self.loss_calls = []  # (z1, z2, temperature or _DEFAULT)
+        self.loss_calls = []  # (z1, z2, temperature or DEFAULT)
         self.passes = []  # one per backbone call: {"view", "h", "z"}
-        self.found = {"augment": False, "nt_xent_loss": False}
+        self.found = {"augment": False, loss: False}
         self._saved, self._hooks = {}, []
 
     def __enter__(self):
         space = self.space if isinstance(self.space, dict) else {}
-        self._own = _OwnAugment(self._fn, wrap=self._wrap_augment).__enter__()
+        self._own = OwnAugment(self._fn, wrap=self._wrap_augment).__enter__()
         self.found["augment"] = self._own.found
-        if callable(space.get("nt_xent_loss")):
-            self.found["nt_xent_loss"] = True
-            self._saved["nt_xent_loss"] = space["nt_xent_loss"]
-            space["nt_xent_loss"] = self._wrap_loss(space["nt_xent_loss"])
+        if callable(space.get(self.loss)):
+            self.found[self.loss] = True
+            self._saved[self.loss] = space[self.loss]
+            space[self.loss] = self._wrap_loss(space[self.loss])
         self._hooks = [
             self.net.backbone.register_forward_hook(self._on_backbone),
             self.net.projector.register_forward_hook(self._on_projector),
@@ -125,12 +124,13 @@ class _Trace:
         return augment
 
     def _wrap_loss(self, original):
-        def nt_xent_loss(z1, z2, *args, **kwargs):
-            temperature = args[0] if args else kwargs.get("temperature", _DEFAULT)
+        def loss(z1, z2, *args, **kwargs):
+            temperature = args[0] if args else kwargs.get("temperature", DEFAULT)
             if isinstance(z1, torch.Tensor) and isinstance(z2, torch.Tensor):
                 self.loss_calls.append((z1.detach().clone(), z2.detach().clone(), temperature))
             return original(z1, z2, *args, **kwargs)
-        return nt_xent_loss
+        loss.__name__ = loss.__qualname__ = self.loss
+        return loss
 
     def _on_backbone(self, module, inputs, output):
         self.passes.append({"view": inputs[0].detach().clone(), "h": output.detach().clone(),
@@ -141,12 +141,12 @@ class _Trace:
             self.passes[-1]["z"] = output.detach().clone()
 
 
-def _row_keys(t):
+def row_keys(t):
     t = t.detach().flatten(1).contiguous().cpu()
     return [row.numpy().tobytes() for row in t]
 
 
-def _match(query, candidates):
+def match_rows(query, candidates):
     """For each row of query, (candidate index, row) of a candidate row pointing the same way."""
     q = F.normalize(query.detach().flatten(1).double(), dim=1)
     found = [None] * len(q)
@@ -161,18 +161,19 @@ def _match(query, candidates):
     return found
 
 
-def _steps(trace, data):
+def loss_steps(trace, data):
     """For every call of the loss: what each of its two inputs was, traced back to the data.
 
-    Returns a list of dicts with, for view 1 and view 2: "on" ("z", "h" or "?"), "views" (the
-    images the network saw, or None), "rows" (data row of every sample, None where unknown),
-    "raw" (True where a view is an un-augmented data row).
+    Returns a list of dicts with "temperature" (as in loss_calls) and, for view 1 and view 2
+    (keys "1" and "2"): "on" ("z", "h" or "?"), "views" (the images the network saw, or None),
+    "rows" (data row of every sample, None where unknown), "raw" (True where a view is an
+    un-augmented data row).
     """
-    data_rows = {key: i for i, key in enumerate(_row_keys(data))}
+    data_rows = {key: i for i, key in enumerate(row_keys(data))}
     augmented = {}
     for x, out in trace.augment_calls:
         if out.shape[:1] == x.shape[:1]:
-            for key_in, key_out in zip(_row_keys(x), _row_keys(out), strict=True):
+            for key_in, key_out in zip(row_keys(x), row_keys(out), strict=True):
                 augmented.setdefault(key_out, key_in)
     zs = [p["z"] for p in trace.passes]
     hs = [p["h"] for p in trace.passes]
@@ -180,10 +181,10 @@ def _steps(trace, data):
     for z1, z2, temperature in trace.loss_calls:
         step = {"temperature": temperature}
         for side, q in (("1", z1), ("2", z2)):
-            where = _match(q, zs)
+            where = match_rows(q, zs)
             on = "z"
             if any(w is None for w in where):
-                where_h = _match(q, hs)
+                where_h = match_rows(q, hs)
                 if all(w is not None for w in where_h):
                     where, on = where_h, "h"
                 else:
@@ -193,7 +194,7 @@ def _steps(trace, data):
                 continue
             views = torch.stack([trace.passes[k]["view"][r] for k, r in where])
             rows, raw = [], []
-            for key in _row_keys(views):
+            for key in row_keys(views):
                 if key in augmented:
                     rows.append(data_rows.get(augmented[key]))
                     raw.append(False)
