@@ -45,7 +45,7 @@ class Checklist:
     graded_name: str
     drill: str
     kind: str = "function"  # or "class"
-    probe: object = None  # tiny call used by ready(): raises NotImplementedError on a stub
+    smoke: object = None  # a tiny call used by ready(): raises NotImplementedError on a stub
     checks: list[Check] = field(default_factory=list)
 
     def add(self, title, *, diagnosis, hint, timeout=DEFAULT_TIMEOUT, rng_allowed=False,
@@ -318,11 +318,11 @@ def ready(graded_name: str, obj, drill: str | None = None) -> bool:
         cl = REGISTRY.find(graded_name, drill)
     except LookupError:
         cl = None
-    if cl is None or cl.probe is None:
+    if cl is None or cl.smoke is None:
         return True
     state = GlobalState.capture()
     try:
-        run_with_limit(lambda: cl.probe(obj), 30.0)
+        run_with_limit(lambda: cl.smoke(obj), 30.0)
     except NotImplementedError:
         print(f"Implement `{graded_name}` first (Part 3): this cell uses it.")
         return False

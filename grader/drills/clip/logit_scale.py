@@ -15,7 +15,7 @@ from ...kit.lookup import which_mistake
 from ...sandbox import Fail, call
 from ._common import CAP, INIT
 
-scale_checks = checklist("LogitScale", drill="03_clip", kind="class", probe=lambda cls: cls()())
+scale_checks = checklist("LogitScale", drill="03_clip", kind="class", smoke=lambda cls: cls()())
 
 # Mistakes more than one check can recognise, named in the same words wherever they are seen.
 EXP_TWICE = ("the multiplier is already at the cap because the scale is exponentiated twice "

@@ -46,7 +46,7 @@ from ._signatures import (
 loss_checks = checklist(
     "clip_loss",
     drill="03_clip",
-    probe=lambda fn: fn(torch.eye(2, 4), torch.eye(2, 4), torch.tensor(10.0)),
+    smoke=lambda fn: fn(torch.eye(2, 4), torch.eye(2, 4), torch.tensor(10.0)),
 )
 
 

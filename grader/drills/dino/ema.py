@@ -35,7 +35,7 @@ from ._ema_inputs import (
 ema_checks = checklist(
     "ema_update",
     drill="04_dino",
-    probe=lambda fn: fn(nn.Linear(2, 2), nn.Linear(2, 2), 0.5),
+    smoke=lambda fn: fn(nn.Linear(2, 2), nn.Linear(2, 2), 0.5),
 )
 
 

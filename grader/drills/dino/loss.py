@@ -22,7 +22,7 @@ from ._loss_inputs import _close, _find, _loss, _OneHotCase, _rises_with, _stude
 loss_checks = checklist(
     "dino_loss",
     drill="04_dino",
-    probe=lambda fn: fn([torch.zeros(1, 3)] * 3, [torch.zeros(1, 3)] * 2, torch.zeros(3)),
+    smoke=lambda fn: fn([torch.zeros(1, 3)] * 3, [torch.zeros(1, 3)] * 2, torch.zeros(3)),
 )
 
 

@@ -24,7 +24,7 @@ def _smooth_images(n, channels, size, seed, dtype=torch.float32):
 augment_checks = checklist(
     "augment",
     drill=DRILL,
-    probe=lambda fn: fn(torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0)),
+    smoke=lambda fn: fn(torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0)),
 )
 
 

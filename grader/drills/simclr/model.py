@@ -16,7 +16,7 @@ from ...kit.nets import seeded
 from ...sandbox import Fail, call, tensor_out
 from ._common import DRILL, _allow_global_rng, _crash_means, _digits
 
-model_checks = checklist("SimCLRModel", drill=DRILL, kind="class", probe=lambda cls: cls())
+model_checks = checklist("SimCLRModel", drill=DRILL, kind="class", smoke=lambda cls: cls())
 
 # Diagnoses named in more than one place (a later check that sees the same mistake names it in the
 # same words, so that one mistake gives one entry in the report; a check that re-labels a crash as

@@ -23,7 +23,7 @@ from ._common import DRILL, _allow_global_rng, _crash_means, _decode, _first_che
 probe_checks = checklist(
     "linear_probe",
     drill=DRILL,
-    probe=lambda fn: fn(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1]),
+    smoke=lambda fn: fn(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1]),
                         torch.tensor([[0.0, 1.0]]), torch.tensor([0])),
 )
 

@@ -21,13 +21,13 @@ from ...sandbox import Fail, call
 from ._common import DRILL, _digits, _first_check
 
 
-def _train_probe(fn):
+def _train_smoke(fn):
     # called directly (not through `call`), so that an untouched stub's NotImplementedError
     # reaches ready()
     fn(SimCLRNet(), _digits(8), steps=1, batch_size=4, temperature=0.5, lr=0.0, generator=_gen(0))
 
 
-train_checks = checklist("train_simclr", drill=DRILL, probe=_train_probe)
+train_checks = checklist("train_simclr", drill=DRILL, smoke=_train_smoke)
 
 
 # Diagnoses named by more than one check (a later check that sees the same mistake names it in the
