@@ -296,6 +296,13 @@ def call(fn, *args, **kwargs):
     except BaseException as exc:  # untrusted code: anything it raises is reported, not re-raised
         raise _crash(exc) from None
     changed = _changed_in_place(tensors, lists)
+    if changed.endswith("items added, removed or replaced"):
+        raise Fail(
+            changed,
+            diagnosis="the function modified the caller's list (.append(), .pop(), del, an "
+            "in-place sort, or an item replaced)",
+            hint="read the lists; build new ones if you need to",
+        )
     if changed:
         raise Fail(
             changed,
