@@ -120,9 +120,43 @@ def _not_graded(names, registry, why) -> list[Graded]:
             for n in names]
 
 
+DEMO_TAG = "demo"
+
+
+def skipped_as_demo(cell) -> bool:
+    """A cell `--skip-demos` leaves out: tagged `demo` (a training demonstration), or nothing
+    but calls of grader.check and the clock (the notebook's own grader cells: the command line
+    grades every name itself)."""
+    if DEMO_TAG in cell.get("metadata", {}).get("tags", []):
+        return True
+    return _only_grader_calls(cell.source)
+
+
+def _only_grader_calls(source: str) -> bool:
+    import ast
+
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    if not body:
+        return False
+    for stmt in body:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        func = call.func if isinstance(call, ast.Call) else None
+        owner = func.value if isinstance(func, ast.Attribute) else None
+        if not (isinstance(owner, ast.Name) and owner.id in ("grader", "clock")
+                and func.attr in ("check", "summary", "mark")):
+            return False
+    return True
+
+
 def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
-                   display_name: str | None = None) -> NotebookResult:
-    """Execute a copy of the notebook in a fresh kernel and grade it. Never writes to `path`."""
+                   display_name: str | None = None, skip_demos: bool = False) -> NotebookResult:
+    """Execute a copy of the notebook in a fresh kernel and grade it. Never writes to `path`.
+
+    `skip_demos` leaves out the cells skipped_as_demo() names, so only what defines the graded
+    names runs."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -155,7 +189,7 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
             with client.setup_kernel(env=_kernel_env(), stderr=subprocess.DEVNULL):
                 deadline = time.monotonic() + timeout  # the kernel's start-up is not counted
                 for index, cell in enumerate(nb.cells):
-                    if cell.cell_type != "code":
+                    if cell.cell_type != "code" or (skip_demos and skipped_as_demo(cell)):
                         continue
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
