@@ -9,6 +9,10 @@ from .report import CheckResult, Report
 __all__ = ["check", "ready", "Report", "CheckResult", "REGISTRY"]
 __version__ = "0.1.0"
 
+from . import guard as _guard  # noqa: E402
+
+_guard.arm()  # what the checks rely on, as imported: later learner calls are compared with it
+
 
 def check(name: str, fn_or_class, drill: str | None = None) -> Report:
     """Grade the learner's `fn_or_class` against every check for `name`. Never raises.

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import guard
 from .report import FAIL, PASS, SKIP, TODO, CheckResult, Report
 from .sandbox import (
     Fail,
     GlobalState,
     NotImplementedYet,
     Timeout,
+    one_at_a_time,
     raised_in_learner_code,
     run_with_limit,
 )
@@ -254,6 +256,10 @@ def _run_one(check: Check, obj) -> CheckResult:
         _timeout_result(result, t)
     except KeyboardInterrupt:
         raise
+    except guard.Tampered as t:
+        result.message = guard.void_reason(t.what)
+        result.diagnosis = "the code under test tampered with the grader"
+        result.hint = "a graded function computes its result and changes nothing else"
     except BaseException as exc:
         if raised_in_learner_code(exc) or isinstance(exc, SystemExit):
             # Learner code that escaped `call` (a method called directly), or SystemExit.
@@ -268,15 +274,24 @@ def _run_one(check: Check, obj) -> CheckResult:
         outer.restore()
     if changes and result.status == PASS:
         result.passed, result.status = False, FAIL
-        result.message = "your code changed global torch state: " + "; ".join(changes)
+        result.message = "your code changed global state: " + "; ".join(changes)
         result.diagnosis = "the function changes settings outside itself"
-        result.hint = "a graded function should not set global torch options or seeds"
+        result.hint = ("a graded function should not change global settings (torch options, "
+                       "seeds, warnings filters, environment variables, the working directory)")
     return result
 
 
 def run(graded_name: str, obj, drill: str | None = None) -> Report:
     """Run every check for `graded_name` (in `drill`, when given) on the learner's object.
-    Never raises."""
+
+    Never raises, except KeyboardInterrupt for a Ctrl-C of the user's (the learner's code is
+    stopped first). Checks run one at a time, whichever thread asks (sandbox.one_at_a_time).
+    """
+    with one_at_a_time():
+        return _run_checklist(graded_name, obj, drill)
+
+
+def _run_checklist(graded_name: str, obj, drill: str | None) -> Report:
     try:
         cl = REGISTRY.find(graded_name, drill)
     except LookupError as exc:
@@ -295,6 +310,7 @@ def run(graded_name: str, obj, drill: str | None = None) -> Report:
         ]
         return report
     timed_out = False
+    start = guard.detections()
     for check in cl.checks:
         if timed_out:
             report.results.append(
@@ -305,6 +321,10 @@ def run(graded_name: str, obj, drill: str | None = None) -> Report:
         result = _run_one(check, obj)
         timed_out = result.timed_out
         report.results.append(result)
+    # Before the report is built: anything replaced, in a call or in a thread it left behind.
+    tampered = guard.since(start)
+    if tampered:
+        report.void = guard.void_reason(tampered)
     return report
 
 
@@ -320,15 +340,18 @@ def ready(graded_name: str, obj, drill: str | None = None) -> bool:
         cl = None
     if cl is None or cl.smoke is None:
         return True
-    state = GlobalState.capture()
-    try:
-        run_with_limit(lambda: cl.smoke(obj), 30.0)
-    except NotImplementedError:
-        print(f"Implement `{graded_name}` first (Part 3): this cell uses it.")
-        return False
-    except BaseException:  # any other error shows up, with its traceback, when the demo runs
-        return True
-    finally:
-        state.restore()
+    with one_at_a_time():
+        state = GlobalState.capture()
+        try:
+            run_with_limit(lambda: cl.smoke(obj), 30.0)
+        except NotImplementedError:
+            print(f"Implement `{graded_name}` first (Part 3): this cell uses it.")
+            return False
+        except KeyboardInterrupt:  # the user's Ctrl-C (the smoke call's own becomes a Fail)
+            raise
+        except BaseException:  # any other error shows up, with its traceback, when the demo runs
+            return True
+        finally:
+            state.restore()
     return True
 

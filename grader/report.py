@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import asdict, dataclass, field, fields
 
-from .status import FAIL, PASS, SKIP, TODO
+from .status import FAIL, PASS, SKIP, TODO, VOID
 
 __all__ = ["CheckResult", "Report", "PASS", "FAIL", "TODO", "SKIP"]
 
@@ -44,10 +44,12 @@ class Report:
     graded_name: str
     results: list[CheckResult] = field(default_factory=list)
     problem: str = ""  # set when the object could not be checked at all (e.g. not callable)
+    void: str = ""  # set when the code under test tampered with the grader: why (grader.guard)
 
     @property
     def passed(self) -> bool:
-        return bool(self.results) and not self.problem and all(r.passed for r in self.results)
+        return (bool(self.results) and not self.problem and not self.void
+                and all(r.passed for r in self.results))
 
     @property
     def n_passed(self) -> int:
@@ -63,7 +65,9 @@ class Report:
 
     @property
     def status(self) -> str:
-        """PASS, TODO (every check still meets an untouched stub) or FAIL."""
+        """PASS, TODO (every check still meets an untouched stub), FAIL, or VOID."""
+        if self.void:
+            return VOID
         if self.passed:
             return PASS
         if self.results and not self.problem and all(r.status == TODO for r in self.results):
@@ -74,6 +78,8 @@ class Report:
     def diagnosis(self) -> str:
         """The headline, decided here only: the likeliest mistake, from the first conclusive
         failure (or the first failure, when none is conclusive)."""
+        if self.void:
+            return self.void
         if self.problem:
             return self.problem
         if self.status == TODO:
@@ -93,8 +99,8 @@ class Report:
         headline mistake and add none of their own; so one classic mistake, whatever the number
         of red rows it causes, gives one entry.
         """
-        if self.problem:
-            return [self.problem]
+        if self.void or self.problem:
+            return [self.void or self.problem]
         if self.status == TODO or self.passed:
             return []
         found = [self.diagnosis]
@@ -131,6 +137,7 @@ class Report:
             "diagnosis": self.diagnosis,
             "mistakes": self.mistakes,
             "problem": self.problem,
+            "void": self.void,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -138,9 +145,11 @@ class Report:
     def from_dict(cls, d: dict) -> Report:
         """The inverse of to_dict (the derived fields are recomputed, not trusted)."""
         return cls(d["graded_name"], [CheckResult.from_dict(r) for r in d.get("results", [])],
-                   d.get("problem", ""))
+                   d.get("problem", ""), d.get("void", ""))
 
     def headline(self) -> str:
+        if self.void:
+            return f"{self.graded_name}: VOID: {self.void}"
         if self.problem:
             return f"{self.graded_name}: cannot be checked: {self.problem}"
         if self.results and all(r.status == TODO for r in self.results):

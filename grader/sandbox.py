@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import os
-import random
+import sys
 import sysconfig
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from contextlib import contextmanager
 
-import numpy as np
 import torch
+
+from . import guard
+from .state import GlobalState, one_at_a_time  # noqa: F401  (grader.sandbox.GlobalState)
 
 
 class Timeout(BaseException):
@@ -65,140 +67,167 @@ def wall_backstop(cpu_seconds: float) -> float:
 
 
 def _cpu_clock(thread: threading.Thread):
-    """A function giving `thread`'s CPU time in seconds, or None where the OS cannot tell."""
+    """A function giving `thread`'s CPU seconds (0 once it ended), or None if the OS cannot tell."""
     try:
         clock = time.pthread_getcpuclockid(thread.ident)
         time.clock_gettime(clock)
     except (AttributeError, OSError, TypeError):
         return None
-    return lambda: time.clock_gettime(clock)
+
+    def read():
+        try:
+            return time.clock_gettime(clock)
+        except OSError:  # the thread has ended
+            return 0.0
+
+    return read
 
 
 _POLL = 0.02  # seconds between looks at a running worker
 _GRACE = 3.0  # seconds a timed-out worker gets to act on the stop before it is abandoned
+_SHORT_GRACE = 1.0  # the same after a Ctrl-C; and what a computing worker gets to park in
+_FAIR_SWITCH = 1e-5  # sys.setswitchinterval while an abandoned worker still computes
+
+_PARKED: set[int] = set()  # idents of abandoned workers now waiting for good
+_LEFT: dict = {}  # abandoned workers not parked (yet): thread -> (CPU clock, CPU when left)
+
+
+class _Parked(BaseException):
+    """Injected into a worker that ignored every Timeout. Python builds it in the thread that
+    raises it, before any `except` sees it, so this waits there for good: the worker stops
+    computing and holding the GIL (a spinning loop makes checks wait 5 ms at each torch call).
+    It parks only in a learner frame with no importlib or logging caller (whose lock would stay
+    held); elsewhere it is just raised, and injected again later."""
+
+    def __init__(self, *args):
+        frame = sys._getframe(1)  # where the exception is being raised
+        if _is_learner_file(frame.f_code.co_filename) and not any(
+                f"{os.sep}{lib}" in f.f_code.co_filename for f, _ in traceback.walk_stack(frame)
+                for lib in ("importlib", "logging")):
+            _PARKED.add(threading.get_ident())
+            threading.Event().wait()  # never set
+        super().__init__(*args)
+
+
+def _inject(worker: threading.Thread, exc: type) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident), ctypes.py_object(exc))
+
+
+def _stop(worker: threading.Thread, grace: float) -> None:
+    """Inject Timeout into the worker every 0.1 s until it ends or `grace` seconds pass."""
+    deadline = time.perf_counter() + grace
+    while worker.is_alive() and time.perf_counter() < deadline:
+        _inject(worker, Timeout)
+        worker.join(0.1)
+
+
+def _abandon(worker: threading.Thread, busy: bool) -> None:
+    """Park a worker that did not stop (see _Parked): one that computes gets a second for it,
+    one blocked in a long call parks when it returns. One not parked yet is kept in _LEFT."""
+    deadline = time.perf_counter() + (_SHORT_GRACE if busy else 0.0)
+    while worker.is_alive() and worker.ident not in _PARKED:
+        _inject(worker, _Parked)
+        if time.perf_counter() >= deadline:
+            clock = _cpu_clock(worker)
+            _LEFT[worker] = (clock, float("-inf") if busy or clock is None else clock())
+            return
+        time.sleep(0.01)
+
+
+@contextmanager
+def _fair_share():
+    """Yield how many abandoned workers compute on, each asked to park again; while any does,
+    threads switch every 10 microseconds, not 5 ms, so a check waits less for the GIL."""
+    spinning = 0
+    for thread, (clock, left_at) in list(_LEFT.items()):
+        if not thread.is_alive() or thread.ident in _PARKED:
+            del _LEFT[thread]
+            continue
+        _inject(thread, _Parked)
+        spinning += clock is None or clock() - left_at > 0.05
+    interval = sys.getswitchinterval()
+    if spinning:
+        sys.setswitchinterval(min(interval, _FAIR_SWITCH))
+    try:
+        yield spinning
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _handed_back(exc: BaseException) -> BaseException:
+    """The worker's exception, for the caller. Ctrl-C reaches the main thread only, so the
+    worker's KeyboardInterrupt was raised by its code: a failed check, not an interrupt."""
+    if not isinstance(exc, KeyboardInterrupt):
+        return exc
+    return Fail(f"your code raised KeyboardInterrupt{_learner_frame(exc)}", hint="only Ctrl-C "
+                "should raise KeyboardInterrupt: remove the `raise`", diagnosis="the function "
+                "raises KeyboardInterrupt (as if Ctrl-C had been pressed) instead of returning")
 
 
 def run_with_limit(fn, seconds: float, *, wall_seconds: float | None = None):
     """Call fn() in a worker thread and return its value; raise Timeout past the limits.
 
-    `seconds` is a limit on the worker thread's own CPU time, so a busy machine, where the
-    thread waits for a core, never stops correct code. `wall_seconds` (default: a generous
-    backstop, see wall_backstop) stops code that sleeps or blocks without computing. Where the
-    OS cannot measure a thread's CPU time, the limit counts wall-clock time instead.
+    `seconds` limits the worker thread's own CPU time, so a busy machine, where the thread waits
+    for a core, never stops correct code. `wall_seconds` (default: wall_backstop's, times one
+    plus the abandoned workers still computing) stops code that sleeps or blocks. Where the OS
+    cannot measure a thread's CPU time, the limit counts wall-clock time instead.
 
-    On time-out an exception is injected into the worker, again every 0.1 s, for up to three
-    seconds: that stops any Python loop that does not swallow it, and a sleep or a long C call
-    as soon as it returns. A worker that still runs after that is abandoned as a daemon thread:
-    the grader still returns. The worker has its own grad mode, so state checks that involve
-    it run inside fn.
+    On time-out (or a Ctrl-C in the caller, raised then) an exception is injected into the
+    worker every 0.1 s for up to three seconds: that stops any Python loop that does not swallow
+    it, and a sleep or a long C call as it returns. A worker still running is then abandoned,
+    parked (_Parked). The worker has its own grad mode: state checks involving it run in fn.
     """
-    wall_seconds = wall_backstop(seconds) if wall_seconds is None else wall_seconds
     box = {}
+    done = threading.Event()  # not worker.is_alive(): a Ctrl-C during join() can falsify that
 
     def target():
         try:
             box["value"] = fn()
         except BaseException as exc:  # handed back to the caller's thread below
             box["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=target, daemon=True, name="grader-check")
-    started = time.perf_counter()
-    worker.start()
-    cpu_time = _cpu_clock(worker)
+    worker.grader_worker = True
+    with _fair_share() as spinning:
+        wall_seconds = wall_backstop(seconds) if wall_seconds is None else wall_seconds
+        wall_seconds *= 1 + spinning  # the GIL is shared with them
+        started = time.perf_counter()
+        worker.start()
+        cpu_time = _cpu_clock(worker)
 
-    def used():
-        wall = time.perf_counter() - started
-        try:
+        def used():
+            wall = time.perf_counter() - started
             return (cpu_time() if cpu_time else wall), wall
-        except OSError:  # the thread ended between two looks
-            return 0.0, wall
 
-    limit = None
-    while worker.is_alive():
-        worker.join(_POLL)
-        if not worker.is_alive():
-            break
-        cpu, wall = used()
-        if cpu > seconds:
-            limit = "cpu"
-            break
-        if wall > wall_seconds:
-            limit = "wall"
-            break
-    if limit is None:
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
-    cpu, wall = used()
-    deadline = time.perf_counter() + _GRACE
-    while worker.is_alive() and time.perf_counter() < deadline:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(worker.ident), ctypes.py_object(Timeout)
-        )
-        worker.join(0.1)
-    if not worker.is_alive() and "error" not in box and "value" in box:
-        return box["value"]  # it finished on its own just as the limit passed
-    if not worker.is_alive() and "error" in box and not isinstance(box["error"], Timeout):
-        raise box["error"]
-    later_cpu, _ = used()
-    alive = worker.is_alive()
+        limit = None
+        try:
+            while limit is None and not done.wait(_POLL):
+                cpu, wall = used()
+                limit = "cpu" if cpu > seconds else "wall" if wall > wall_seconds else None
+            if limit is None:
+                if "error" in box:
+                    raise _handed_back(box["error"])
+                return box.get("value")
+            cpu, wall = used()
+            _stop(worker, _GRACE)
+        except KeyboardInterrupt:  # Ctrl-C in the caller: stop the worker, then stop as asked
+            cpu = used()[0]
+            _stop(worker, _SHORT_GRACE)
+            if worker.is_alive():
+                _abandon(worker, busy=used()[0] - cpu > 0.2 * _SHORT_GRACE)
+            raise
+        if not worker.is_alive() and "error" not in box and "value" in box:
+            return box["value"]  # it finished on its own just as the limit passed
+        if not worker.is_alive() and "error" in box and not isinstance(box["error"], Timeout):
+            raise _handed_back(box["error"])
+        alive = worker.is_alive()
+        busy = alive and used()[0] - cpu > 0.2 * _GRACE
+        if alive:
+            _abandon(worker, busy)
     raise Timeout(limit, seconds=seconds if limit == "cpu" else wall_seconds, cpu=cpu, wall=wall,
-                  still_running=alive, busy=alive and later_cpu - cpu > 0.2 * _GRACE)
-
-
-# -- global state --------------------------------------------------------------------------------
-
-
-@dataclass
-class GlobalState:
-    default_dtype: torch.dtype
-    grad_enabled: bool
-    torch_rng: torch.Tensor
-    numpy_rng: tuple
-    python_rng: tuple
-    num_threads: int
-
-    @classmethod
-    def capture(cls) -> GlobalState:
-        return cls(
-            default_dtype=torch.get_default_dtype(),
-            grad_enabled=torch.is_grad_enabled(),
-            torch_rng=torch.get_rng_state(),
-            numpy_rng=np.random.get_state(),
-            python_rng=random.getstate(),
-            num_threads=torch.get_num_threads(),
-        )
-
-    def changes_since(self, later: GlobalState, *, rng_allowed: bool) -> list[str]:
-        """What learner code changed in the global state, in words."""
-        found = []
-        if later.default_dtype != self.default_dtype:
-            found.append(
-                f"the default dtype went from {self.default_dtype} to {later.default_dtype} "
-                "(torch.set_default_dtype)"
-            )
-        if later.grad_enabled != self.grad_enabled:
-            found.append("gradient tracking was switched off and left off (torch.set_grad_enabled)")
-        if later.num_threads != self.num_threads:
-            found.append(
-                f"torch's thread count went from {self.num_threads} to {later.num_threads} "
-                "(torch.set_num_threads)"
-            )
-        if not rng_allowed and not torch.equal(later.torch_rng, self.torch_rng):
-            found.append(
-                "torch's global random generator moved (a call to torch.manual_seed, or random "
-                "numbers drawn in a function that should be deterministic)"
-            )
-        return found
-
-    def restore(self) -> None:
-        torch.set_default_dtype(self.default_dtype)
-        torch.set_grad_enabled(self.grad_enabled)
-        torch.set_rng_state(self.torch_rng)
-        np.random.set_state(self.numpy_rng)
-        random.setstate(self.python_rng)
-        if torch.get_num_threads() != self.num_threads:
-            torch.set_num_threads(self.num_threads)
+                  still_running=alive, busy=busy)
 
 
 # -- calling learner code ------------------------------------------------------------------------
@@ -276,11 +305,17 @@ def call(fn, *args, **kwargs):
     """Call learner code on copies-checked inputs; turn whatever goes wrong into a Fail.
 
     Tensor arguments, and tensors inside list or tuple arguments, are compared before and after,
-    so an in-place change to an input is caught here, once, for every check.
+    so an in-place change to an input is caught here, once, for every check. Afterwards
+    guard.verify() raises guard.Tampered if the code replaced what the checks rely on.
     """
     tensors, lists = _snapshot(args, kwargs)
     try:
-        out = fn(*args, **kwargs)
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            guard.verify()  # before anything trusts a torch function again
+    except guard.Tampered:
+        raise
     except NotImplementedError as exc:
         raise NotImplementedYet(str(exc)) from None
     except (Timeout, KeyboardInterrupt):
