@@ -6,6 +6,8 @@ The in-process tests call grader.check directly; the notebook tests run grade_no
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 import torch
@@ -122,6 +124,9 @@ CELL_PATCHES_TORCH = "import torch\ntorch.allclose = lambda *a, **k: True"
 
 PRINTS_A_MARK = f'print("{MARK}0123 {{}}")'
 
+PROBE = Path(grader.__file__).parent / "data" / "_tamper_probe.json"
+WRITES_GRADER_FILES = f"import pathlib\npathlib.Path({str(PROBE)!r}).write_text('{{}}')"
+
 
 def _attack(*cells):
     return _notebook(new_code_cell(START), *[new_code_cell(c) for c in cells])
@@ -133,6 +138,7 @@ ATTACKS = {
     "post_run_cell_hook": _attack(ZERO, HOOK),
     "cell_patches_torch": _attack(BOTCHED, CELL_PATCHES_TORCH),
     "prints_a_result_line": _attack("REFERENCE", PRINTS_A_MARK),
+    "writes_grader_files": _attack("REFERENCE", WRITES_GRADER_FILES),
 }
 
 
@@ -140,13 +146,17 @@ ATTACKS = {
 def graded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("attacks")
     out = {}
-    for name, nb in ATTACKS.items():
-        for cell in nb.cells:
-            if cell.source == "REFERENCE":
-                cell.source = reference_source()
-        path = folder / f"01_nt_xent_{name}.ipynb"
-        nbformat.write(nb, path)
-        out[name] = grade_notebook(path, timeout=60)
+    try:
+        for name, nb in ATTACKS.items():
+            for cell in nb.cells:
+                if cell.source == "REFERENCE":
+                    cell.source = reference_source()
+            path = folder / f"01_nt_xent_{name}.ipynb"
+            nbformat.write(nb, path)
+            out[name] = grade_notebook(path, timeout=60)
+            PROBE.unlink(missing_ok=True)
+    finally:
+        PROBE.unlink(missing_ok=True)
     return out
 
 
@@ -162,6 +172,7 @@ def test_each_attack_ends_void_with_the_reason(graded, attack):
         "post_run_cell_hook": "forged or extra result line",
         "cell_patches_torch": "torch.allclose",
         "prints_a_result_line": "forged or extra result line",
+        "writes_grader_files": "the grader's own files on disk were changed",
     }[attack]
     assert expected in result.message, result.message
 

@@ -6,7 +6,9 @@ import json
 import math
 import os
 import re
+import secrets
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +24,12 @@ from ..status import (
     NOTEBOOK_KERNEL_DIED,
     NOTEBOOK_TIMED_OUT,
     NOTEBOOK_UNREADABLE,
+    NOTEBOOK_VOID,
+    VOID,
 )
-from .choose import expected_names
+from .choose import grading_plan
 from .inside import GRADING_CELL
+from .outputs import Tap, make_client
 from .results import DEFAULT_TIMEOUT, GRADING_MARGIN, MARK, Graded, NotebookResult
 
 # -- running one notebook ---------------------------------------------------------------------
@@ -86,27 +91,28 @@ async def _await_reply(kc, seconds: float) -> bool:
     return False
 
 
-def _stdout(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", [])
-                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
-
-
-def _parse_reports(cell):
-    text = _stdout(cell)
-    at = text.rfind(MARK)
-    if at < 0:
-        return None
-    line = text[at + len(MARK):].split("\n", 1)[0]
+def _one_result(taps: dict[int, Tap], grading_index: int, nonce: str):
+    """The grading cell's result, or (None, why) when the result lines cannot be trusted: the
+    command line accepts exactly one marked line, with this run's nonce, from the grading cell."""
+    genuine = MARK + nonce + " "
+    ours = [line for line in taps.get(grading_index, Tap()).lines if line.startswith(genuine)]
+    others = sum(t.marks for t in taps.values()) - len(ours)
+    if others or len(ours) > 1:
+        return None, ("a result line the grader did not write was printed (a forged or extra "
+                      "result line)")
+    if not ours:
+        return None, None
     try:
-        return json.loads(line)
+        return json.loads(ours[0][len(genuine):]), None
     except ValueError:
-        return None
+        return None, "the grader's result line was cut short or changed"
 
 
 def _row(report: dict, registry) -> Graded:
     name = report["graded_name"]
+    cl = registry.find(name, report.get("drill"))
     if report.get("missing"):
-        total = len(registry[name].checks) if name in registry else 0
+        total = len(cl.checks) if cl is not None else 0
         return Graded(name, MISSING, 0, total, "",
                       f"`{name}` is not defined in the notebook (did its cell run?)")
     rebuilt = Report.from_dict(report)  # what the table says is what the Report says
@@ -115,9 +121,62 @@ def _row(report: dict, registry) -> Graded:
                   first.name if first else "", rebuilt.diagnosis, rebuilt.to_dict())
 
 
-def _not_graded(names, registry, why) -> list[Graded]:
-    return [Graded(n, NOT_GRADED, 0, len(registry[n].checks), "", f"not graded: {why}")
-            for n in names]
+def _not_graded(plan, registry, why, status=NOT_GRADED) -> list[Graded]:
+    shown = why if status == VOID else f"not graded: {why}"
+    return [Graded(n, status, 0, len(registry.find(n, d).checks), "", shown) for n, d in plan]
+
+
+class _PinnedKernel:
+    """A kernel manager that always starts this interpreter's ipykernel, whatever kernel specs
+    the user has installed (a user-level "python3" spec from another environment would win
+    otherwise, and grading would run on its torch, or not at all), through kernel_boot.py,
+    which caps what a cell may print."""
+
+    @staticmethod
+    def make():
+        from jupyter_client.kernelspec import KernelSpec
+        from jupyter_client.manager import AsyncKernelManager
+
+        class Pinned(AsyncKernelManager):  # the kind nbclient makes itself
+            @property
+            def kernel_spec(self):
+                if self._kernel_spec is None:
+                    self._kernel_spec = KernelSpec(
+                        argv=[sys.executable, str(Path(__file__).with_name("kernel_boot.py")),
+                              "-f", "{connection_file}"],
+                        display_name=f"Python ({sys.executable})", language="python",
+                        resource_dir="")
+                return self._kernel_spec
+
+        return Pinned(kernel_name="python3")
+
+
+_trusted: dict[str, str] = {}
+
+
+def grader_files_digest() -> str:
+    """One digest of the grader's code and data on disk: the kernel imports the grader from
+    there, so a notebook that rewrote a file (a check, a known answer) is found out."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".json")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _trusted_file(scratch: str) -> str:
+    """guard.fingerprints() of this process (it never runs learner code), for the kernel."""
+    if not _trusted:
+        from .. import guard
+        from . import inside  # noqa: F401  (the modules the kernel will import, described too)
+
+        _trusted.update(guard.fingerprints())
+    path = os.path.join(scratch, f"trusted-{secrets.token_hex(8)}.json")
+    with open(path, "w") as f:
+        json.dump(_trusted, f)
+    return path
 
 
 DEMO_TAG = "demo"
@@ -158,7 +217,6 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
     `skip_demos` leaves out the cells skipped_as_demo() names, so only what defines the graded
     names runs."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbclient.util import run_sync
 
@@ -171,17 +229,21 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
     except ValueError as exc:
         result.status, result.message = NOTEBOOK_UNREADABLE, str(exc)
         return result
-    names = expected_names(nb, path, registry)
+    plan = grading_plan(nb, path, registry)
+    on_disk = grader_files_digest()
     grading_budget = GRADING_MARGIN + sum(
-        c.timeout for n in (names or registry) for c in registry[n].checks)
+        c.timeout for n, d in plan for c in registry.find(n, d).checks)
+    if not plan:
+        grading_budget += sum(c.timeout for cl in registry.values() for c in cl.checks)
 
     timed_out_in = died_in = None
     stuck = False
-    reports = None
+    reports, distrust = None, None
     n_cells = len(nb.cells)  # the grading cell is appended after these
-    with tempfile.TemporaryDirectory(prefix="grader-") as scratch:
-        client = NotebookClient(
-            nb, kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
+    with tempfile.TemporaryDirectory(prefix="grader-") as scratch, \
+            tempfile.TemporaryDirectory(prefix="grader-trust-") as private:
+        client = make_client(
+            nb, km=_PinnedKernel.make(), allow_errors=True, interrupt_on_timeout=False,
             shutdown_kernel="immediate", record_timing=False, log=_quiet_logger(),
             resources={"metadata": {"path": scratch}},
         )
@@ -209,15 +271,21 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
                 if stuck:
                     result.message = "it ignored the interrupt, so nothing could be graded"
                 elif died_in is None:
-                    grading = nbformat.v4.new_code_cell(
-                        GRADING_CELL.format(names=names or None))
+                    # Made only now, after the notebook's own cells: nothing in them knew it.
+                    nonce = secrets.token_hex(16)
+                    grading = nbformat.v4.new_code_cell(GRADING_CELL.format(
+                        plan=plan or None, nonce=nonce, trusted_path=_trusted_file(private)))
                     nb.cells.append(grading)
                     client.timeout = math.ceil(grading_budget)
                     try:
                         for _attempt in range(2):  # a request the kernel aborted gets no output
                             client.execute_cell(grading, len(nb.cells) - 1)
-                            reports = _parse_reports(grading)
-                            if reports is not None or grading.outputs:
+                            tap = client.taps.get(len(nb.cells) - 1)
+                            if tap is not None:
+                                tap.finish()
+                            reports, distrust = _one_result(client.taps, len(nb.cells) - 1,
+                                                            nonce)
+                            if reports is not None or distrust or grading.outputs or tap:
                                 break
                     except CellTimeoutError:
                         result.message = f"grading did not finish within {grading_budget:.0f} s"
@@ -249,13 +317,21 @@ def grade_notebook(path: Path, timeout: float = DEFAULT_TIMEOUT, registry=None,
                           + (f" (and {more} more)" if more else "")
                           + ("; the cells after it still ran" if first["cell"] < n_cells else ""))
 
-    if reports is not None and reports.get("ok"):
+    if grader_files_digest() != on_disk:
+        distrust = "the grader's own files on disk were changed while the notebook ran"
+    void = distrust or (reports or {}).get("void")
+    if void:
+        result.status, result.message = NOTEBOOK_VOID, void
+        if reports is not None and reports.get("ok"):
+            plan = [(r["graded_name"], r.get("drill")) for r in reports["reports"]]
+        result.graded = _not_graded(plan, registry, void, status=VOID)
+    elif reports is not None and reports.get("ok"):
         result.graded = [_row(r, registry) for r in reports["reports"]]
     elif reports is not None:
-        result.graded = _not_graded(names, registry, f"grading failed: {reports.get('error')}")
+        result.graded = _not_graded(plan, registry, f"grading failed: {reports.get('error')}")
     elif result.status != NOTEBOOK_UNREADABLE:
         why = result.message or "grading produced no result"
-        result.graded = _not_graded(names, registry, why)
+        result.graded = _not_graded(plan, registry, why)
         if result.status in NOTEBOOK_GRADABLE:
             result.status = NOTEBOOK_ERROR
     if not result.graded and result.status in NOTEBOOK_GRADABLE:
