@@ -30,7 +30,19 @@ def cmd_stubs(args) -> int:
 def cmd_grade(args) -> int:
     from .grade import main as grade_main
 
-    return grade_main(args.notebooks, fmt=args.format, timeout=args.timeout)
+    return grade_main(args.notebooks, fmt=args.format, timeout=args.timeout, jobs=args.jobs,
+                      progress=args.progress, skip_demos=args.skip_demos)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for --jobs: a whole number of at least 1 (else exit 2 with a message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return value
 
 
 def cmd_list(args) -> int:
@@ -59,17 +71,27 @@ def main(argv=None) -> int:
         description="Execute each notebook (never written to) in its own fresh kernel, grade "
         "the graded names of its drill inside that kernel, and print a table. Exit 0 when "
         "everything passes, 1 when anything fails, is missing or times out, 2 on bad usage or "
-        "an unreadable notebook.")
+        "an unreadable notebook. Each notebook's rows are written as soon as it is graded, so "
+        "a batch stopped midway keeps every row it finished.")
     p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK",
                    help="notebook files, or folders whose *.ipynb to grade")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json",
-                     help="one JSON document with every check's result")
+                     help="JSON Lines: one object per notebook with every check's result, "
+                     "written as it is graded, then one {\"summary\": ...} line")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv",
                      help="one CSV row per notebook and graded name")
     p.set_defaults(format="table")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"seconds allowed to run each notebook's cells (default {DEFAULT_TIMEOUT})")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="grade N notebooks at once, each in its own worker process and kernel; "
+                   "rows then come in the order the notebooks finish (default 1: in order)")
+    p.add_argument("--skip-demos", action="store_true",
+                   help="skip the cells tagged `demo` (the training demonstrations) and the "
+                   "notebook's own grader cells: faster when only the graded functions matter")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(run=cmd_grade)
     p = sub.add_parser("list", help="the drills, their graded names and check counts")
     p.set_defaults(run=cmd_list)

@@ -47,11 +47,12 @@ def fixtures(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def batch(fixtures):
-    """One --json run over every kind of notebook."""
+    """One --json run over every kind of notebook: a JSON line each, then the summary's."""
     names = ["complete", "botched", "stub", "raises", "missing", "hangs"]
     run = grade("--json", "--timeout", HANG_LIMIT, *[fixtures[n] for n in names])
-    doc = json.loads(run.stdout)
-    by_kind = {name: entry for name, entry in zip(names, doc["notebooks"], strict=True)}
+    *notebooks, last = [json.loads(line) for line in run.stdout.splitlines()]
+    doc = last["summary"]
+    by_kind = {name: entry for name, entry in zip(names, notebooks, strict=True)}
     return run, doc, by_kind
 
 
@@ -59,10 +60,12 @@ def rows_of(entry):
     return {g["graded_name"]: g for g in entry["graded"]}
 
 
-def test_json_is_one_document_with_every_checks_result(batch, fixtures):
+def test_json_lines_are_one_object_per_notebook_then_a_summary(batch, fixtures):
     run, doc, by_kind = batch
     assert run.returncode == 1 and doc["exit_code"] == 1 and doc["passed"] is False
-    assert [e["notebook"] for e in doc["notebooks"]] == [
+    assert doc["notebooks"] == len(by_kind) == 6 and doc["timeout"] == HANG_LIMIT
+    assert {e["grader_version"] for e in by_kind.values()} == {doc["grader_version"]}
+    assert [e["notebook"] for e in by_kind.values()] == [
         str(fixtures[k]) for k in ("complete", "botched", "stub", "raises", "missing", "hangs")]
     botched = rows_of(by_kind["botched"])["nt_xent_loss"]
     results = botched["report"]["results"]
