@@ -179,7 +179,8 @@ def _timeout_result(result: CheckResult, t: Timeout) -> None:
             "computing"
         )
         result.diagnosis = "the code is slow because it waits for something instead of computing"
-        result.hint = "remove sleeps, prints in tight loops, input() and file or network access"
+        result.hint = ("remove sleeps, prints in tight loops, waits for keyboard input, and "
+                       "file or network access")
     else:
         result.message = f"used more than its {t.seconds:g} s of CPU time ({used}) and was stopped"
         result.diagnosis = "the code is far too slow, or never returns (an endless loop?)"
@@ -207,7 +208,7 @@ def _grader_error(exc: BaseException) -> tuple[str, str, str]:
         hint = "keep the dtype of the inputs; convert only where the contract says so"
     elif "device" in low:
         why = "the result is on another device than its inputs"
-        hint = "create new tensors on the inputs' device (device=x.device)"
+        hint = "create new tensors on the device of the inputs"
     elif any(w in low for w in ("size", "shape", "dimension", "broadcast")):
         why = "the result has another shape than the contract says"
         hint = "compare the shape you return with the docstring's"

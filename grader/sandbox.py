@@ -343,7 +343,7 @@ def call(fn, *args, **kwargs):
             changed,
             diagnosis="an in-place operation modified the caller's tensor "
             "(for example `z /= z.norm(...)`, `.div_()`, `.fill_diagonal_()` on an input)",
-            hint="build new tensors (z = z / ...) instead of writing into the inputs",
+            hint="build new tensors from the inputs instead of writing into them",
         )
     return out
 
@@ -354,7 +354,7 @@ def scalar(out, what="the loss") -> torch.Tensor:
         raise Fail(
             f"{what} is None",
             diagnosis="the function does not return anything (a missing `return`)",
-            hint="end the function with `return loss`",
+            hint="end the function by returning the loss",
         )
     if not isinstance(out, torch.Tensor):
         raise Fail(
@@ -374,7 +374,7 @@ def scalar(out, what="the loss") -> torch.Tensor:
         raise Fail(
             f"{what} is {out.item()}",
             diagnosis="the computation overflowed or divided by zero",
-            hint="look for exp() of large numbers or a norm that can be 0",
+            hint="look for the exponential of large numbers, or a division by a norm that can be 0",
         )
     return out
 

@@ -44,8 +44,8 @@ def _call_loss(fn, *args):
     """`call`, except that the crash of an in-place change to an input that requires grad is
     named as the in-place change it is."""
     return call_naming_in_place(
-        fn, *args, hint="normalise into new tensors (x = F.normalize(x, dim=-1)): an input that "
-        "requires grad cannot be changed in place")
+        fn, *args, hint="normalise into new tensors, never into the inputs themselves: an "
+        "input that requires grad cannot be changed in place")
 
 
 def _loss(fn, image, text, scale):

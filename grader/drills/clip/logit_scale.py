@@ -39,7 +39,8 @@ def _instance(cls, **kwargs):
     if not isinstance(module, torch.nn.Module):
         raise Fail(f"LogitScale() built a {type(module).__name__}, not an nn.Module",
                    diagnosis="the class does not subclass nn.Module",
-                   hint="class LogitScale(nn.Module): ... and call super().__init__() first")
+                   hint="make LogitScale a subclass of nn.Module, and initialise the parent "
+                   "class first in its constructor")
     return module, _value(module)
 
 
@@ -70,13 +71,14 @@ def _parameter(module) -> torch.nn.Parameter:
             diagnosis="the log-scale is " + ("registered as a buffer" if buffers else
                                              "a plain tensor or number") +
             ", not an nn.Parameter, so the optimizer never sees it and the temperature is fixed",
-            hint="wrap the initial value in nn.Parameter(...) and assign it to self",
+            hint="wrap the initial value in an nn.Parameter and store it as an attribute of the "
+            "module, so that the optimiser sees it",
         )
     shapes = ", ".join(str(tuple(p.shape)) for p in params)
     raise Fail(
         f"LogitScale has learnable parameters of shapes {shapes}",
         diagnosis="the temperature is one learnable number: exactly one scalar parameter",
-        hint="a single nn.Parameter holding one number (shape ())",
+        hint="a single nn.Parameter holding one number, a 0-dimensional tensor",
     )
 
 
@@ -111,7 +113,8 @@ def _capped_mistake(module, param):
 @scale_checks.add(
     "is an nn.Module with exactly one learnable scalar",
     diagnosis="the learnable temperature is not a single nn.Parameter",
-    hint="self.<name> = nn.Parameter(torch.tensor(<initial log-scale>))",
+    hint="register exactly one nn.Parameter on the module, a single number that holds the "
+    "initial log-scale, and no other learnable tensor",
 )
 def scale_one_parameter(cls):
     _, param, _, _ = _fresh(cls)
@@ -122,7 +125,7 @@ def scale_one_parameter(cls):
     "starts at 1/0.07 = 14.29",
     diagnosis="the initial multiplier is not 1/0.07",
     hint="CLIP initialises the temperature to 0.07, so the multiplier starts at 1/0.07 and "
-    "the parameter at log(1/0.07) = 2.659",
+    "the parameter at the log of that, about 2.659",
 )
 def scale_initial_value(cls):
     module, out = _instance(cls)
@@ -153,8 +156,8 @@ def scale_initial_value(cls):
 @scale_checks.add(
     "is learnable in log space: the parameter is log(scale)",
     diagnosis="the parameter is not the log of the multiplier",
-    hint="keep t = log(1/tau) as the parameter and return exp(t): the scale stays positive "
-    "and a gradient step changes it by a factor, not by an amount",
+    hint="store the log of the multiplier as the parameter and return its exponential: the "
+    "scale stays positive and a gradient step changes it by a factor, not by an amount",
 )
 def scale_log_space(cls):
     module, param, value, p = _fresh(cls)
@@ -261,8 +264,8 @@ def _gradient_failure(module, param, out, target):
 @scale_checks.add(
     "the clamp keeps the gradient below the cap",
     diagnosis=GRAD_KILLED,
-    hint="clamp with a torch operation on the tensor (torch.clamp / .clamp(max=...)), which "
-    "passes the gradient through wherever the value is below the cap",
+    hint="clamp with a torch operation on the tensor itself (torch.clamp, with an upper bound "
+    "only), which passes the gradient through wherever the value is below the cap",
 )
 def scale_gradient_below_cap(cls):
     module, param, _, _ = _fresh(cls)
@@ -290,7 +293,8 @@ def _state(module, out):
 @scale_checks.add(
     "honours its temperature argument",
     diagnosis="LogitScale(temperature=...) ignores its argument",
-    hint="initialise the parameter from the `temperature` argument: log(1 / temperature)",
+    hint="initialise the parameter from the `temperature` argument, as the log of its "
+    "reciprocal, not from the default 0.07",
 )
 def scale_temperature_argument(cls):
     default = _state(*_instance(cls))

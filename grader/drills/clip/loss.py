@@ -62,7 +62,7 @@ laws.returns_scalar(
     hint="the loss is one number: the mean over pairs, averaged over the two directions")
 laws.leaves_inputs_unchanged(
     loss_checks, run=_loss,
-    hint="normalise into new tensors (x = F.normalize(x, dim=-1)) rather than in place",
+    hint="normalise into new tensors, for example with F.normalize, rather than in place",
     inputs=lambda: [(3.0 * _randn(5, 6, seed=2), _randn(5, 6, seed=3) + 1.0, _scale(5.0)),
                     (_randn(5, 6, seed=2), _randn(5, 6, seed=3), _scale(INIT))])
 
@@ -94,7 +94,8 @@ def loss_collapsed(fn):
 @loss_checks.add(
     "logit_scale multiplies the cosine similarities",
     diagnosis="the scale is not applied as a multiplier of the cosine similarities",
-    hint="logits = logit_scale * cos(image, text); logit_scale is already exp(t), clamped",
+    hint="multiply the cosine similarities by logit_scale as given: it is already the "
+    "exponentiated, clamped multiplier",
 )
 def loss_scale_multiplies(fn):
     n = 4
@@ -112,7 +113,8 @@ def loss_scale_multiplies(fn):
 @loss_checks.add(
     "perfect pairs at scale 100 give a loss near 0",
     diagnosis=NOT_DIAGONAL,
-    hint="the target for row i is i: torch.arange(N)",
+    hint="the targets are the diagonal: the target of row i is its own index i, counted "
+    "from 0",
 )
 def loss_perfect_pairs(fn):
     n, s = 5, CAP
@@ -155,7 +157,8 @@ laws.invariant_to_rescaling(
     hint="normalise each row of both towers' outputs to unit length before the matrix product",
     axis_diagnosis="the embeddings are normalised along the wrong axis: each row (one "
     "embedding, dim=-1) must have unit length, not each column",
-    axis_hint="normalise over the feature dimension: dim=-1")
+    axis_hint="normalise over the feature dimension (the last one), so that each row, one "
+    "embedding, has unit length")
 # Swapping the towers swaps the two directions, so which one is missing (or doubled) cannot be
 # read off here: the duplicated-caption case of the next check tells them apart.
 laws.invariant_to_swapping(
@@ -169,7 +172,8 @@ laws.invariant_to_swapping(
 @loss_checks.add(
     "averages the image-to-text and text-to-image cross-entropies",
     diagnosis="the two directions are not averaged",
-    hint="loss = (CE over rows + CE over columns) / 2, each a mean over the N pairs",
+    hint="average two cross-entropies, one over the rows and one over the columns of the "
+    "logits, each itself a mean over the N pairs",
 )
 def loss_two_directions(fn):
     s = 2.0
@@ -195,8 +199,8 @@ def loss_two_directions(fn):
 @loss_checks.add(
     "the positive of image i is caption i",
     diagnosis=NOT_DIAGONAL,
-    hint="check the target of the first and of the last row by hand: pairs are "
-    "(image_emb[i], text_emb[i])",
+    hint="check the target of the first and of the last row by hand: row i of image_emb and "
+    "row i of text_emb are a pair",
 )
 def loss_diagonal_positive(fn):
     n = 6
@@ -266,7 +270,7 @@ laws.keeps_float64(loss_checks, loss=lambda fn, a, b: _loss(fn, a, b, _scale(INI
 # A wrong value at N = 1 (the code ran) points at no .squeeze(): other checks say why.
 laws.single_pair(
     loss_checks, loss=_at_init, seeds=(15, 16),
-    hint="with N = 1 the caption is the only candidate, so the loss is exactly 0",
+    hint="with a single pair the caption is the only candidate, so the loss is exactly 0",
     wrong_value=lambda value, a, b: Fail(
         "N = 1 should give exactly 0: the only caption is the right one; the code runs but "
         f"gives {value:.5f}", measured=f"{value:.5f}", expected="0", conclusive=False))

@@ -54,7 +54,8 @@ def _predict(fn, image, classes):
         raise Fail(f"the result has shape {shape}",
                    diagnosis="a .squeeze() or a reshape removed the batch dimension" if
                    out.numel() == n else "the result has the wrong shape",
-                   hint="return exactly one class index per image: shape (N,)",
+                   hint="return exactly one class index per image: N indices, no other "
+                   "dimension",
                    measured=shape, expected=f"({n},)")
     if out.is_floating_point():
         cos = _unit(image.detach()) @ _unit(classes.detach()).T
@@ -209,7 +210,8 @@ def zs_class_order(fn):
 @zs_checks.add(
     "works on one image, on float64, and on embeddings that require grad",
     diagnosis="valid inputs of an unusual kind break the function",
-    hint="stay in torch: no .numpy(), no .squeeze(), no fixed dtype",
+    hint="stay in torch: no conversion to numpy, no squeeze that drops a batch of one, no "
+    "fixed dtype",
 )
 def zs_edge_inputs(fn):
     out = _predict(fn, _randn(1, 8, seed=33), _randn(4, 8, seed=34))
@@ -226,7 +228,8 @@ def zs_edge_inputs(fn):
             raise Fail(f.message,
                        diagnosis="the embeddings are converted with .numpy() while they still "
                        "require grad (an encoder's output usually does)",
-                       hint="stay in torch operations (or .detach() before leaving torch)"
+                       hint="stay in torch operations (or detach the embeddings before leaving "
+                       "torch)"
                        ) from None
         raise
     return "one image, float64 and grad-tracking inputs all work"

@@ -51,7 +51,8 @@ def _update(fn, teacher, student, momentum):
 
 _BUFFERS = ("the buffers were averaged or copied too: DINO's EMA covers the parameters only; "
             "the teacher keeps its own buffers (BatchNorm running statistics and its counter)")
-_BUFFERS_HINT = "iterate over .parameters(), not over .state_dict() (which includes the buffers)"
+_BUFFERS_HINT = ("iterate over the two models' parameters only, not over their state dicts, "
+                 "which include the buffers")
 
 
 _SHARED = ("the teacher's parameters now share storage with the student's (`.data` rebound to "

@@ -100,7 +100,8 @@ def center_shape(fn):
 @center_checks.add(
     "leaves its inputs unchanged",
     diagnosis="an in-place operation modified the caller's tensors",
-    hint="build the new center as a new tensor (c = m * c + ...), not with c.mul_() or c *= m",
+    hint="build the new center as a new tensor from the old one and the batch mean, never by "
+    "scaling or adding into the center in place",
 )
 def center_inputs_unchanged(fn):
     center, views, _ = _center_case(seed=205)
@@ -115,7 +116,8 @@ def center_inputs_unchanged(fn):
 @center_checks.add(
     "momentum 1 keeps the center, momentum 0 gives the batch mean",
     diagnosis="the limits are wrong: momentum is the weight of the old center",
-    hint="new = momentum * center + (1 - momentum) * mean of the teacher outputs",
+    hint="the old center keeps the weight `momentum` and the mean of the teacher outputs takes "
+    "the rest: momentum 1 keeps the center, momentum 0 replaces it by the batch mean",
 )
 def center_limits(fn):
     center, views, means = _center_case(seed=210)
@@ -169,7 +171,8 @@ def center_formula(fn):
 @center_checks.add(
     "uses every view and every sample, whatever their number",
     diagnosis="the mean does not cover every teacher view and every sample",
-    hint="torch.cat the list of views along dim 0 and take the mean over dim 0",
+    hint="concatenate every view in the list along the batch axis, whatever their number, and "
+    "average over all of the rows",
 )
 def center_many_views(fn):
     g = _gen(230)
@@ -195,7 +198,8 @@ def center_many_views(fn):
     diagnosis="the new center carries autograd history: it was computed with gradient tracking "
     "from outputs that require grad (as student outputs do). The center is a running statistic "
     "of the teacher, a constant for the loss",
-    hint="compute it under torch.no_grad() (or .detach() the outputs first)",
+    hint="compute the center without autograd (in a torch.no_grad block), or detach the "
+    "teacher outputs first",
 )
 def center_no_grad(fn):
     center, views, _ = _center_case(seed=240)

@@ -42,7 +42,8 @@ ema_checks = checklist(
 @ema_checks.add(
     "changes only the teacher",
     diagnosis=_STUDENT_CHANGED,
-    hint="ema_update(teacher, student, momentum) writes into the teacher only",
+    hint="the teacher, the first argument, is the only model that changes: read the student, "
+    "never write into it",
 )
 def ema_student_untouched(fn):
     teacher, student = _pair(320)
@@ -63,7 +64,8 @@ def ema_student_untouched(fn):
 @ema_checks.add(
     "moves every parameter to momentum * teacher + (1 - momentum) * student",
     diagnosis="the teacher's parameters are not the momentum average of teacher and student",
-    hint="for each pair of parameters: teacher = momentum * teacher + (1 - momentum) * student",
+    hint="for each matching pair of parameters, the teacher keeps the share `momentum` of its "
+    "own value and takes the rest from the student",
 )
 def ema_formula(fn):
     for m in (0.9, 0.5, 0.996):
@@ -88,7 +90,8 @@ def ema_formula(fn):
 @ema_checks.add(
     "momentum 1 leaves the teacher as it is; momentum 0 copies the student",
     diagnosis="the limits are wrong: momentum is the weight the teacher keeps of itself",
-    hint="momentum = 1 is a frozen teacher; momentum = 0 makes the teacher the student",
+    hint="a momentum of 1 leaves the teacher frozen and a momentum of 0 makes it a copy of the "
+    "student: momentum is the share the teacher keeps of itself",
 )
 def ema_limits(fn):
     found = {}
@@ -118,8 +121,8 @@ def ema_limits(fn):
     "updates the teacher's own parameters in place",
     diagnosis="the teacher's Parameter objects were replaced: anything holding them (an "
     "optimizer, hooks, another reference to the model) no longer sees the teacher",
-    hint="write into the existing parameters (p.mul_(...).add_(...) or p.copy_(...)) under "
-    "torch.no_grad()",
+    hint="update the teacher's parameters in place, without autograd, from the matching "
+    "student parameters; never replace the Parameter objects themselves",
 )
 def ema_in_place(fn):
     teacher, student = _pair(330)
@@ -154,7 +157,7 @@ def ema_no_aliasing(fn):
 @ema_checks.add(
     "leaves no autograd history on the teacher",
     diagnosis=_NO_GRAD,
-    hint="wrap the update in torch.no_grad()",
+    hint="run the whole update without autograd, inside a torch.no_grad block",
 )
 def ema_no_history(fn):
     teacher, student = _updated(fn, 350, 0.9)
@@ -173,7 +176,7 @@ def ema_no_history(fn):
     "works when the teacher's parameters still require grad",
     diagnosis="the update is recorded by autograd: an in-place change of a parameter that "
     "requires grad is only allowed under torch.no_grad()",
-    hint="wrap the update in torch.no_grad()",
+    hint="run the whole update without autograd, inside a torch.no_grad block",
 )
 def ema_teacher_requires_grad(fn):
     teacher, student = _pair(360, teacher_grad=True)
@@ -181,8 +184,9 @@ def ema_teacher_requires_grad(fn):
         _, s0, wrong, kinds = _update(fn, teacher, student, 0.75)
     except Fail as failure:
         if failure.crashed and "leaf Variable that requires grad" in failure.message:
-            raise Fail(failure.message, diagnosis=_NO_GRAD, hint="wrap the update in "
-                       "torch.no_grad()") from None  # autograd refuses the in-place update
+            # autograd refuses the in-place update
+            raise Fail(failure.message, diagnosis=_NO_GRAD, hint="run the whole update without "
+                       "autograd, inside a torch.no_grad block") from None
         raise
     if wrong:
         mistake = _explain(teacher, student, s0, wrong, kinds)

@@ -43,7 +43,8 @@ def loss_returns_scalar(fn):
 @loss_checks.add(
     "leaves its inputs unchanged",
     diagnosis="an in-place operation modified the caller's tensors",
-    hint="write `t = t - center`, not `t -= center`; never modify the lists you are given",
+    hint="subtract the center into a new tensor rather than in place, and never modify the "
+    "lists you are given",
 )
 def loss_inputs_unchanged(fn):
     s = [_randn(3, 5, seed=20 + j) for j in range(3)]
@@ -56,7 +57,8 @@ def loss_inputs_unchanged(fn):
     "a uniform student costs exactly log K, whatever the teacher",
     diagnosis="the cross-entropy is not a sum over the K dimensions of one distribution per "
     "sample, averaged over the batch",
-    hint="for each sample: -sum_k P_teacher[k] * log P_student[k]; then mean over the batch",
+    hint="for each sample, take the cross-entropy between the teacher's and the student's "
+    "distributions, summed over the K dimensions, then average over the batch",
 )
 def uniform_student(fn):
     b, k = 3, 5
@@ -142,8 +144,8 @@ _CENTER_ON_BOTH = ("the center is subtracted from the student as well as the tea
 @loss_checks.add(
     "averages over every (teacher view, student view) pair except a view with itself",
     diagnosis="the loss is not the mean over the right set of view pairs",
-    hint="loop over teacher views i and student views j, skip j == i, and divide by the "
-    "number of terms you added",
+    hint="pair every teacher view with every student view except the same view, and divide "
+    "the sum by the number of pairs you added",
 )
 def pairs_counted(fn):
     case = _OneHotCase([[0, 1], [2, 3]], 4, 4, seed=60)
@@ -221,7 +223,8 @@ def teacher_temperature(fn):
 @loss_checks.add(
     "a lower student_temp sharpens the student",
     diagnosis="the student temperature is applied the wrong way",
-    hint="the student's log-probabilities are log_softmax(student_out / student_temp)",
+    hint="divide the student's outputs by student_temp, never multiply them, before the "
+    "log-softmax: a smaller temperature must give a sharper student",
 )
 def student_temperature_direction(fn):
     # A one-hot teacher whose class is also the student's argmax: a sharper student is rewarded.
@@ -234,7 +237,8 @@ def student_temperature_direction(fn):
 @loss_checks.add(
     "sends no gradient to the teacher or the center",
     diagnosis="the teacher's targets are not detached: gradient flows into the teacher outputs",
-    hint="compute the teacher's softmax under torch.no_grad() or call .detach() on it",
+    hint="detach the teacher's softmax targets (or compute them without autograd), so that no "
+    "gradient flows into the teacher or the center",
 )
 def teacher_detached(fn):
     s = [_randn(4, 5, seed=130 + j).requires_grad_(True) for j in range(4)]

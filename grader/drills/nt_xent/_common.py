@@ -20,7 +20,8 @@ def call(fn, *args, **kwargs):
     into an input that requires grad is named as that mistake (the words `call` itself uses
     when it finds an input changed), not as "it crashed"."""
     return call_naming_in_place(
-        fn, *args, hint="build new tensors (z = z / ...) instead of writing into the inputs",
+        fn, *args, hint="build new tensors from the inputs instead of writing into them: an input "
+        "that requires grad cannot be changed in place",
         **kwargs)
 
 

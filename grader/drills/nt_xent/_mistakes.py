@@ -38,16 +38,18 @@ TEMPERATURE_MULTIPLIED = "the similarities are multiplied by the temperature ins
 TEMPERATURE_IGNORED = "the temperature argument is ignored"
 
 
-_AVERAGE = "average over all 2N anchors: F.cross_entropy's default reduction='mean' on the 2N rows"
+_AVERAGE = ("average over all 2N anchors: one mean over the 2N rows, which is F.cross_entropy's "
+            "default reduction")
 _DIVIDE = "similarities are divided by tau: a small tau makes large logits"
 # What to do about each mistake a signature can name, for a row whose own check is about
 # something else (the float64 row that finds an unmasked diagonal, say).
 HINTS = {
     DIAGONAL_NOT_MASKED: "exclude each row's similarity with itself before the softmax (set it "
-    "to -inf)",
-    DIAGONAL_ZERO: "fill the diagonal with float('-inf'), not 0: exp(-inf) = 0 removes the view",
-    CROSS_VIEW_ONLY: "stack [z1; z2] and use the whole 2N x 2N similarity matrix, masking only "
-    "its diagonal",
+    "to minus infinity)",
+    DIAGONAL_ZERO: "fill the diagonal with minus infinity, not 0: only an infinitely negative "
+    "logit gets no weight in the softmax, so only it removes the view",
+    CROSS_VIEW_ONLY: "stack both views into one batch of 2N rows and use the whole 2N x 2N "
+    "similarity matrix, masking only its diagonal",
     SUMMED: _AVERAGE,
     DIRECTIONS_ADDED: _AVERAGE,
     ONE_VIEW_SUMMED: _AVERAGE,

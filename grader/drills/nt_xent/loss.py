@@ -21,7 +21,7 @@ laws.returns_scalar(
     hint="the loss is the mean over the 2N anchors: a 0-dimensional tensor")
 laws.leaves_inputs_unchanged(
     checks, run=_loss, diagnosis=IN_PLACE,
-    hint="normalise into a new tensor (z = F.normalize(z, dim=1)) rather than in place",
+    hint="normalise into a new tensor, for example with F.normalize, rather than in place",
     inputs=lambda: [(3.0 * _randn(5, 6, seed=2), _randn(5, 6, seed=3) + 1.0),
                     (_randn(5, 6, seed=2), _randn(5, 6, seed=3))])
 
@@ -40,7 +40,8 @@ laws.invariant_to_rescaling(
     hint="normalise each row of z1 and z2 to unit length before comparing them",
     axis_diagnosis="the embeddings are normalised along the wrong axis: each *row* (one "
     "embedding, dim=1) must have unit length, not each column",
-    axis_hint="normalise over the feature dimension: dim=1 (or dim=-1)")
+    axis_hint="normalise over the feature dimension (the last one), so that each row, one "
+    "embedding, has unit length")
 
 
 @checks.add(

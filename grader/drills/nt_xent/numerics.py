@@ -22,13 +22,15 @@ laws.gradients_reach(
     leaves=lambda: {"z1": _randn(5, 8, seed=14).requires_grad_(True),
                     "z2": _randn(5, 8, seed=15).requires_grad_(True)},
     mistake=lambda fn, missing, leaves: (
-        M.detached(missing), "remove .detach() / torch.no_grad() around either view"))
+        M.detached(missing), "remove any detach or no-grad block around either view: the "
+        "gradient must reach both"))
 
 
 @checks.add(
     "gradients reach an encoder's backbone",
     diagnosis="the gradient does not reach the encoder: the loss is cut off from the network",
-    hint="the loss must be a differentiable function of the projections z = g(f(x))",
+    hint="the loss must be a differentiable function of the projections z, the head's output "
+    "on the backbone's output",
     rng_allowed=True,  # the check seeds the network's initialisation itself
 )
 def gradients_backbone(fn):
@@ -78,7 +80,7 @@ def _single_pair_wrong(value, z1, z2):
 
 laws.single_pair(
     checks, loss=_loss, seeds=(21, 22), wrong_value=_single_pair_wrong,
-    hint="with N = 1 the partner is the only candidate left, so the loss is exactly 0")
+    hint="with a single pair the partner is the only candidate left, so the loss is exactly 0")
 
 
 def _stored_value(case, loss):

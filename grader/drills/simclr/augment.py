@@ -43,7 +43,8 @@ _MIXES = dict(
 _GLOBAL_RNG = dict(
     diagnosis="some random draws ignore the `generator` argument and use torch's global "
     "generator",
-    hint="pass generator=generator to every torch.rand / randn / randint / randperm call",
+    hint="hand the `generator` argument to every random draw you make (rand, randn, randint, "
+    "randperm and the like)",
 )
 
 
@@ -72,7 +73,7 @@ def _unchanged(view, x):
     "returns a new batch of the same shape and dtype",
     diagnosis="the view does not have the shape or dtype of the input batch",
     hint="every augmentation should map an (N, C, H, W) batch to an (N, C, H, W) batch of the "
-    "same dtype; create random tensors with dtype=x.dtype",
+    "same dtype; create random tensors in the dtype of x",
 )
 def augment_shape(fn):
     for dtype in (torch.float32, torch.float64):
@@ -173,7 +174,8 @@ def augment_uses_generator(fn):
     if not isinstance(c, torch.Tensor) or not torch.equal(a, c):
         raise Fail("augment(x, g) and augment(x, generator=g) differ",
                    diagnosis="the second positional argument is not the generator",
-                   hint="keep the signature augment(x, generator=None)")
+                   hint="keep the stub's signature: the generator is the second argument, "
+                   "and it defaults to None")
     return "same seed, same view; the global generator is not touched"
 
 

@@ -45,7 +45,8 @@ def _build(cls, seed=0):
         raise Fail(
             f"SimCLRModel() is a {type(model).__name__}, not an nn.Module",
             diagnosis="SimCLRModel does not subclass torch.nn.Module",
-            hint="class SimCLRModel(nn.Module): ... and call super().__init__() first",
+            hint="make SimCLRModel a subclass of nn.Module, and initialise the parent class "
+            "first in its constructor",
         )
     return model
 
@@ -60,8 +61,8 @@ def _parts(model):
             f"the model needs nn.Module attributes `backbone` and `projector` ({kinds})",
             diagnosis=_IN_A_LIST if listed else
             "the encoder f must be stored as `self.backbone` and the head g as `self.projector`",
-            hint="wrap the layers in nn.Sequential and assign it to self.backbone / "
-            "self.projector",
+            hint="wrap each part's layers in an nn.Sequential and store the two as the "
+            "model's `backbone` and `projector` attributes",
         )
     return model.backbone, model.projector
 
@@ -124,7 +125,8 @@ def model_parameters(cls):
             raise Fail(
                 f"{frozen} {name} parameter tensor(s) have requires_grad=False",
                 diagnosis=_frozen(name),
-                hint="do not freeze anything; the optimiser gets model.parameters()",
+                hint="do not freeze anything: every parameter of f and g keeps "
+                "requires_grad on, so the optimiser trains them all",
             )
     n = sum(p.numel() for p in model.parameters())
     return f"{n:,} trainable parameters"
@@ -133,7 +135,8 @@ def model_parameters(cls):
 @model_checks.add(
     "representation(x) is h = backbone(x), one vector per image",
     diagnosis="representation(x) must return the backbone's output h, before the head",
-    hint="representation(x) is just self.backbone(x); flatten the images inside the backbone",
+    hint="the representation is the backbone's output alone, with no head applied; flatten "
+    "the images inside the backbone",
 )
 def model_representation(cls):
     model, backbone, projector = _model(cls)
@@ -154,7 +157,7 @@ def model_representation(cls):
 @model_checks.add(
     "forward(x) is z = projector(backbone(x))",
     diagnosis="forward must apply the backbone and then the projection head",
-    hint="forward(x) returns self.projector(self.backbone(x))",
+    hint="forward runs the backbone, then feeds its output through the projection head",
 )
 def model_forward(cls):
     model, backbone, projector = _model(cls)
@@ -229,7 +232,7 @@ def model_head_output(cls):
     "gradients from z reach the backbone",
     diagnosis="the backbone gets no gradient from z: h is detached (or computed under "
     "torch.no_grad()) inside forward, so the encoder never learns",
-    hint="do not call .detach() or use no_grad in forward; gradients must flow from z into f",
+    hint="do not detach h or use no_grad in forward; gradients must flow from z into f",
 )
 def model_gradients(cls):
     model, backbone, _ = _model(cls, train=True)
@@ -243,7 +246,8 @@ def model_gradients(cls):
     if not any(p.requires_grad for p in params):
         raise Fail("every backbone parameter has requires_grad=False, so none can get a gradient",
                    diagnosis=_frozen("backbone"),
-                   hint="do not freeze anything; the optimiser gets model.parameters()")
+                   hint="do not freeze anything: every parameter of f and g keeps "
+                   "requires_grad on, so the optimiser trains them all")
     z = _forward(model, _digits(6), "model(x)")
     if not z.requires_grad:
         raise Fail("z does not require grad", diagnosis="forward cuts the graph: z does not "

@@ -55,12 +55,14 @@ _SCORED_ON_TRAIN = dict(
 _LABELS = dict(
     diagnosis="the class labels are used directly as column indices: map them to 0..C-1 first "
     "and map the predictions back",
-    hint="classes = torch.unique(train_labels); fit on the index of each label in classes",
+    hint="find the distinct training labels, train on each label's position among them, and "
+    "map each predicted position back to its label",
 )
 _FROZEN = dict(
     diagnosis="the probe's training reaches back into the encoder: a linear probe trains a "
     "classifier on frozen features, so detach them first",
-    hint="work on train_feats.detach() (and test_feats.detach())",
+    hint="detach both feature tensors from their graph before fitting, so that only the "
+    "classifier's own weights get gradients",
 )
 
 
@@ -73,7 +75,7 @@ def _accuracy(fn, *args, what="the accuracy"):
         raise Fail(
             f"{what} is a tensor",
             diagnosis="the accuracy is returned as a tensor, not a Python float",
-            hint="return acc.item() (or float(acc))",
+            hint="return the accuracy as a plain Python float, not a 0-dimensional tensor",
         )
     if not isinstance(out, numbers.Real) or isinstance(out, bool):
         raise Fail(f"{what} is a {type(out).__name__}, not a float",
@@ -85,7 +87,7 @@ def _accuracy(fn, *args, what="the accuracy"):
     if 1 < value <= 100:
         raise Fail(f"{what} is {value:.2f}", measured=f"{value:.2f}", expected="in [0, 1]",
                    diagnosis="the accuracy is a percentage: return a fraction in [0, 1]",
-                   hint="drop the * 100")
+                   hint="return the fraction itself, not a percentage")
     if not 0 <= value <= 1:
         raise Fail(f"{what} is {value:.3f}, outside [0, 1]", measured=f"{value:.3f}",
                    expected="in [0, 1]", diagnosis="the value returned is not an accuracy")
@@ -111,7 +113,8 @@ def _separable(seed, dtype=torch.float32):
 
 @_first_check(probe_checks, "returns a float accuracy in [0, 1]",
               diagnosis="the function does not return the test accuracy as a float in [0, 1]",
-              hint="return (predictions == test_labels).float().mean().item()")
+              hint="return the fraction of test points whose predicted class is their "
+              "label, as a Python float")
 def probe_returns(fn):
     (xtr, ytr), (xte, yte) = _separable(0)
     value = _accuracy(fn, xtr, ytr, xte, yte)

@@ -35,13 +35,15 @@ train_checks = checklist("train_simclr", drill=DRILL, smoke=_train_smoke)
 _LOSS_ON_H = dict(
     diagnosis="the loss is computed on h = f(x) (model.representation) instead of z = g(f(x)): "
     "the projection head never trains",
-    hint="feed the loss model(view), i.e. the output of forward",
+    hint="give the loss the model's forward output, the projections z, not the representation "
+    "h",
 )
 _NEVER_CHANGE = dict(
     diagnosis="the parameters never change: optimizer.step() is missing, the gradients are "
     "cleared between backward() and step(), or the optimiser holds other parameters than the "
     "model's",
-    hint="torch.optim.Adam(model.parameters(), lr=lr), and optimizer.step() each step",
+    hint="build the optimiser over all of the model's parameters with the given learning rate, "
+    "and take an optimiser step after every backward pass",
 )
 
 _TRAIN_RNG = dict(
@@ -63,16 +65,18 @@ def _trainer(fn, net, data, **kwargs):
             "the losses are returned as tensors",
             diagnosis="the list holds loss tensors (each one keeps its whole graph alive); append "
             "loss.item(), a Python float",
-            hint="losses.append(loss.item())",
+            hint="keep each step's loss as a Python float, the tensor's item, not the tensor "
+            "with its graph",
         )
     if isinstance(out, numbers.Real) or (isinstance(out, torch.Tensor) and out.dim() == 0):
         raise Fail("train_simclr returned a single number",
                    diagnosis="returns only the last loss instead of the list of every step's loss",
-                   hint="collect loss.item() in a list at every step and return the list")
+                   hint="collect every step's loss, as a Python float, in a list and return the "
+                   "whole list")
     if not isinstance(out, (list, tuple)):
         raise Fail(f"train_simclr returned a {type(out).__name__}",
                    diagnosis="the function does not return the list of losses",
-                   hint="end with `return losses`")
+                   hint="return the list of losses at the end of the function")
     return list(out)
 
 
@@ -101,7 +105,7 @@ def _need(trace, name):
         raise Fail(
             f"train_simclr's namespace has no `{name}`",
             diagnosis=f"train_simclr must use the `{name}` function defined in this notebook",
-            hint=f"call {name}(...) inside the loop",
+            hint=f"call the notebook's `{name}` function inside the loop",
         )
     calls = trace.augment_calls if name == "augment" else trace.loss_calls
     if not calls:
@@ -112,7 +116,7 @@ def _need(trace, name):
 
 @_first_check(train_checks, "returns one finite loss per step, as Python floats",
               diagnosis="the return value is not the list of every step's loss",
-              hint="append loss.item() at every step and return the list")
+              hint="append each step's loss as a Python float and return the list of them all")
 def train_returns(fn):
     _, _, _, losses = _traced_run(fn)
     if len(losses) != _RUN["steps"]:
@@ -123,7 +127,8 @@ def train_returns(fn):
     bad = [v for v in losses if not isinstance(v, numbers.Real) or isinstance(v, bool)]
     if bad:
         raise Fail(f"the losses include a {type(bad[0]).__name__}",
-                   diagnosis="the losses are not Python floats", hint="use loss.item()")
+                   diagnosis="the losses are not Python floats",
+                   hint="turn each loss into a Python float with the tensor's item method")
     if not all(math.isfinite(v) for v in losses):
         raise Fail("a loss is NaN or inf", diagnosis="training diverged or the loss is broken")
     return f"{len(losses)} losses, first {losses[0]:.3f}"
@@ -142,7 +147,8 @@ def train_on_projections(fn):
         raise Fail(
             "the tensors given to nt_xent_loss are not outputs of the model",
             diagnosis="nt_xent_loss is not given the model's outputs z = model(view)",
-            hint="z1 = model(view1), z2 = model(view2), then nt_xent_loss(z1, z2, temperature)",
+            hint="run the model on each of the two views and give both outputs, with the "
+            "temperature, to nt_xent_loss",
         )
     return "both inputs of the loss are projections z"
 
@@ -150,8 +156,8 @@ def train_on_projections(fn):
 @train_checks.add(
     "the two views are two different augmentations of the same samples",
     diagnosis="the positive pairs are wrong",
-    hint="x = a batch of data; view1 = augment(x, g); view2 = augment(x, g): two separate calls "
-    "on the same x",
+    hint="draw one batch of samples per step and call augment on it twice, separately, with "
+    "the generator: each call gives one of the two views",
 )
 def train_two_views(fn):
     _, _, trace, _ = _traced_run(fn)
@@ -162,7 +168,8 @@ def train_two_views(fn):
         if one["views"] is None or two["views"] is None:
             raise Fail("the loss inputs could not be traced to the model's outputs",
                        diagnosis="nt_xent_loss is not given the model's outputs for two views",
-                       hint="z1 = model(view1), z2 = model(view2)")
+                       hint="give nt_xent_loss the model's outputs for the two views, one on "
+                       "each side")
         if all(one["raw"]) and all(two["raw"]):
             raise Fail("the network sees the raw images: no view is augmented",
                        diagnosis="augment is never applied: both 'views' are the un-augmented "
@@ -182,7 +189,7 @@ def train_two_views(fn):
         if None in one["rows"] or None in two["rows"]:
             raise Fail("some views could not be traced back to a data row",
                        diagnosis="the views are not made by calling augment on rows of `data`",
-                       hint="index the data, then augment: augment(data[idx], generator)")
+                       hint="select the batch's rows of `data` first, then augment those rows")
         if one["rows"] != two["rows"]:
             if sorted(one["rows"]) == sorted(two["rows"]):
                 raise Fail(
@@ -203,7 +210,8 @@ def train_two_views(fn):
     "clears the gradients at every step",
     diagnosis="zero_grad is missing: gradients accumulate from step to step, so each update "
     "uses the sum of every past gradient",
-    hint="call optimizer.zero_grad() before (or right after) each backward()",
+    hint="clear the optimiser's gradients once per step: before the backward pass, or after "
+    "the optimiser step",
 )
 def train_zero_grad(fn):
     net = SimCLRNet(2)
@@ -242,7 +250,8 @@ def train_zero_grad(fn):
 @train_checks.add(
     "passes `temperature` on to the loss",
     diagnosis="the temperature argument is ignored: nt_xent_loss runs with its default",
-    hint="nt_xent_loss(z1, z2, temperature)",
+    hint="hand the `temperature` argument on to nt_xent_loss instead of leaving the loss at "
+    "its default",
 )
 def train_temperature(fn):
     _, _, trace, _ = _traced_run(fn, steps=3, temperature=0.3)
@@ -257,7 +266,7 @@ def train_temperature(fn):
 @train_checks.add(
     "uses the learning rate it is given",
     diagnosis="the lr argument is ignored (a hard-coded learning rate)",
-    hint="torch.optim.Adam(model.parameters(), lr=lr)",
+    hint="give the optimiser the `lr` argument as its learning rate, not a number of your own",
 )
 def train_uses_lr(fn):
     _, moved = _moved_by(fn, 3, steps=3, batch_size=16, temperature=0.5, lr=0.0)
@@ -270,7 +279,8 @@ def train_uses_lr(fn):
 @train_checks.add(
     "draws batch_size distinct samples, a fresh batch at every step",
     diagnosis="the batches are not drawn as they should be",
-    hint="idx = torch.randperm(len(data), generator=generator)[:batch_size] at every step",
+    hint="at every step, draw batch_size distinct sample indices afresh from the given "
+    "generator (a random permutation, cut short)",
 )
 def train_batches(fn):
     _, data, trace, _ = _traced_run(fn)
@@ -291,7 +301,8 @@ def train_batches(fn):
             f"{repeated} of {len(batches)} batches hold the same image twice",
             diagnosis="the batch is sampled with replacement, so an image can appear twice and "
             "its views then count as negatives of each other (false negatives)",
-            hint="sample without replacement: torch.randperm(len(data))[:batch_size]",
+            hint="sample without replacement: take the first batch_size entries of a random "
+            "permutation of the sample indices",
         )
     seen = {i for b in batches for i in b}
     if len(seen) <= _RUN["batch_size"]:
@@ -325,7 +336,7 @@ def train_reproducible(fn):
 @train_checks.add(
     "lowers the loss on a small problem",
     diagnosis="the loss does not go down",
-    hint="each step: zero the gradients, loss.backward(), optimizer.step()",
+    hint="each step: clear the gradients, backpropagate the loss, then take an optimiser step",
 )
 def train_lowers_loss(fn):
     losses, moved = _moved_by(fn, 1, steps=40, batch_size=16, temperature=0.5, lr=1e-2)
@@ -353,7 +364,8 @@ def train_lowers_loss(fn):
 @train_checks.add(
     "trains both the backbone and the head",
     diagnosis="only part of the network is trained",
-    hint="the optimiser gets model.parameters(); the loss is on z, so gradients reach g and f",
+    hint="give the optimiser all of the model's parameters; the loss is on z, so gradients "
+    "reach g and f",
 )
 def train_both_parts(fn):
     before = snapshot(SimCLRNet(5), "parameters")
