@@ -14,6 +14,7 @@ SOURCE_ENV = "CONTRASTIVE_DRILLS_SOURCE"
 
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "setup"
+SOLUTION_TAG = "solution-link"  # the last cell: where the worked solution is
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -30,6 +31,19 @@ def install_source() -> str:
 def colab_url(notebook: str) -> str:
     """Colab's URL for the learner's copy of a drill, e.g. colab_url("01_nt_xent.ipynb")."""
     return f"https://colab.research.google.com/github/{github_path()}/blob/{BRANCH}/notebooks/{notebook}"
+
+
+def solution_url(notebook: str) -> str:
+    """Colab's URL for a drill's worked solution."""
+    return colab_url(notebook).replace("/notebooks/", "/solutions/")
+
+
+def solution_link_source(notebook: str) -> str:
+    """The markdown of the closing cell: the worked solution, for after the summary."""
+    github = f"{REPOSITORY}/blob/{BRANCH}/solutions/{notebook}"
+    return (f"**The worked solution** of this drill, every cell run: "
+            f"[![Open In Colab]({BADGE_IMAGE})]({solution_url(notebook)}) or "
+            f"[read it on GitHub]({github}). Open it after your own attempt and the summary above.")
 
 
 def badge_source(notebook: str) -> str:
@@ -62,4 +76,5 @@ def setup_source() -> str:
 
 def template_sources(notebook: str) -> dict[str, str]:
     """The cell source each templated tag must have in `notebook` (a file name)."""
-    return {BADGE_TAG: badge_source(notebook), SETUP_TAG: setup_source()}
+    return {BADGE_TAG: badge_source(notebook), SETUP_TAG: setup_source(),
+            SOLUTION_TAG: solution_link_source(notebook)}

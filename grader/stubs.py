@@ -89,20 +89,27 @@ def make_stub(nb):
 
 
 def apply_template(nb, notebook: str, *, where: str = "") -> list[str]:
-    """Give the badge and set-up cells of `nb` their template sources, in place.
+    """Give the badge, set-up and solution-link cells of `nb` their template sources, and its
+    method-map block (grader/method_map.py) its table, in place.
 
     `notebook` is the file name (the badge links to it). A missing cell is inserted where the
-    drill format puts it: after the first cell (title and paper), badge first. Returns the tags
-    whose cells changed.
+    drill format puts it: after the first cell (title and paper), badge first; the solution link
+    last. Returns the tags whose cells changed.
     """
     from nbformat.v4 import new_code_cell, new_markdown_cell
 
-    from ._project import BADGE_TAG, SETUP_TAG, template_sources
+    from ._project import BADGE_TAG, SETUP_TAG, SOLUTION_TAG, template_sources
+    from .method_map import with_method_map
 
     wanted = template_sources(notebook)
-    kinds = {BADGE_TAG: ("markdown", new_markdown_cell), SETUP_TAG: ("code", new_code_cell)}
+    kinds = {BADGE_TAG: ("markdown", new_markdown_cell), SETUP_TAG: ("code", new_code_cell),
+             SOLUTION_TAG: ("markdown", new_markdown_cell)}
     changed = []
-    for tag in (BADGE_TAG, SETUP_TAG):
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and with_method_map(cell.source) != cell.source:
+            cell.source = with_method_map(cell.source)
+            changed.append("method map")
+    for tag in (BADGE_TAG, SETUP_TAG, SOLUTION_TAG):
         kind, new_cell = kinds[tag]
         found = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
         if len(found) > 1:
@@ -118,6 +125,8 @@ def apply_template(nb, notebook: str, *, where: str = "") -> list[str]:
         if nb.get("nbformat_minor", 0) < 5:
             cell.pop("id", None)  # cell ids exist from format 4.5 on
         at = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+        if tag == SOLUTION_TAG:
+            at = len(nb.cells)  # last, after the clock's summary
         if tag == SETUP_TAG:
             badges = [i for i, c in enumerate(nb.cells) if BADGE_TAG in c.metadata.get("tags", [])]
             at = badges[0] + 1 if badges else at

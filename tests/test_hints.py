@@ -21,15 +21,13 @@ read from those files and held to the same rule.
 from __future__ import annotations
 
 import ast
-import functools
 import re
 from pathlib import Path
 
 import pytest
 
 import grader
-from tests.botches import all_botches
-from tests.nbtools import load_graded, solution_paths
+from tests import catalogue_run
 
 PACKAGE = Path(grader.__file__).resolve().parent
 
@@ -126,18 +124,12 @@ def _registry_hints() -> list[tuple[str, str]]:
 # -- dynamic: the hints a learner receives -------------------------------------------------------
 
 
-@functools.cache
-def _received_hints() -> tuple[tuple[str, str], ...]:
+def _received_hints() -> list[tuple[str, str]]:
     """(who: which check, hint) for every hint in the reports of the references and of every
-    botch in the catalogue: one grading pass, shared by the tests that read it."""
-    graded = []
-    for path in solution_paths():
-        namespace = load_graded(path)
-        graded += [(f"reference {name}", name, namespace[name])
-                   for name in grader.REGISTRY.in_drill(path.stem) if name in namespace]
-    graded += [(f"botch {b.name!r}", b.graded_name, b.obj) for b in all_botches()]
-    return tuple((f"{who}, {r.name!r}", r.hint)
-                 for who, name, obj in graded for r in grader.check(name, obj).results if r.hint)
+    botch in the catalogue (tests.catalogue_run: one grading pass, shared)."""
+    return [(f"{who}, {r.name!r}", r.hint)
+            for who, _drill, _name, report in catalogue_run.graded()
+            for r in report.results if r.hint]
 
 
 # -- tests ---------------------------------------------------------------------------------------
