@@ -34,7 +34,14 @@ from .clock_state import (  # the schedule and the state file live there
     load_state,
     state_path,
 )
-from .clock_view import _bar_html, _hm, _mmss, _summary_html, _window  # noqa: F401
+from .clock_view import (  # noqa: F401
+    _bar_html,
+    _hm,
+    _mmss,
+    _summary_html,
+    _window,
+    learner_status,
+)
 
 FORMAT = 1
 
@@ -195,13 +202,44 @@ class Clock:
     def elapsed(self) -> float:
         return max(0.0, self.now() - self.started)
 
+    def _starts(self, since: str = "first") -> dict[str, float]:
+        """When the learner moved on to each block: its clock.mark(), and for the sanity-check
+        also the first grader run on written code (since="first") or the first with every
+        check passing (since="all_passed")."""
+        starts = dict(self.marks)
+        firsts = [s[since] for s in self.scores.values()
+                  if isinstance(s.get(since), (int, float))]
+        if firsts:
+            starts["sanity-check"] = min(starts.get("sanity-check", math.inf), min(firsts))
+        return starts
+
+    def entered(self) -> tuple[str, float] | None:
+        """The furthest block the learner has marked (a graded name passing every check counts
+        as the sanity-check), and when; None before any. Running the grader while still
+        implementing does not count: learners do that often."""
+        starts = self._starts(since="all_passed").items()
+        known = [(KEYS.index(k), k, at) for k, at in starts if k in KEYS]
+        if not known:
+            return None
+        _, key, at = max(known)
+        return key, at
+
+    def _status_of_learner(self, t: float, left: float) -> Status:
+        """The status line once the learner has marked a block: their block, not the plan's."""
+        key, at = self.entered()
+        text, html_text, block_left = learner_status(self.drill, t, key, at, left)
+        return Status(text, html_text, block=key, block_left=block_left, left=left, elapsed=t)
+
     def status(self) -> Status:
-        """The block the schedule puts you in, the time left in it and in the hour."""
+        """Your block (the last you marked; before any mark, the schedule's), the time left in
+        it and in the hour."""
         t = self.elapsed()
         left = TOTAL_MINUTES * 60 - t
         if not self.enabled:
             text = f"[clock] {self.drill}: the drill clock is off ({ENV}=off)"
             return Status(text, html.escape(text), block=None, block_left=0, left=0, elapsed=0)
+        if left > 0 and self.entered() is not None:
+            return self._status_of_learner(t, left)
         for i, b in enumerate(SCHEDULE):
             start, end = _window(i)
             if t < end:
@@ -249,11 +287,7 @@ class Clock:
         first grader run. Blocks with no known start are merged into the one before them.
         """
         end = self.elapsed()
-        starts = dict(self.marks)
-        firsts = [s["first"] for s in self.scores.values()
-                  if isinstance(s.get("first"), (int, float))]
-        if firsts:
-            starts["sanity-check"] = min(starts.get("sanity-check", math.inf), min(firsts))
+        starts = self._starts()
         starts["read"] = 0.0
         groups: list[dict] = []
         for b in SCHEDULE:

@@ -72,3 +72,24 @@ def _summary_html(clock, t, groups, names, rubric_text, ceiling) -> str:
                  f"<p>The checks and the clock allow you at most <b>{ceiling}</b>; "
                  "your explanations decide the rest.</p>")
     return "<div>" + "".join(parts) + "</div>"
+
+
+def learner_status(drill: str, t: float, key: str, at: float, left: float):
+    """(text, html, seconds left in the block) of the status line for a learner who moved on to
+    block `key` at `at` seconds: their block, its time, and the plan's block if they are behind."""
+    i = [b.key for b in SCHEDULE].index(key)
+    b = SCHEDULE[i]
+    in_it = t - at
+    block_left = b.minutes * 60 - in_it
+    where = (f"{_mmss(block_left, up=True)} left of its {b.minutes} min" if block_left >= 0
+             else f"{_mmss(-block_left)} over its {b.minutes} min")
+    plan = next((j for j in range(len(SCHEDULE)) if t < _window(j)[1]), None)
+    behind = (f" The plan is at block {plan + 1}/4, {SCHEDULE[plan].title}, by now."
+              if plan is not None and plan > i else "")
+    text = (f"[clock] {drill}: {_mmss(t)} in. Block {i + 1}/4, {b.title}, for {_mmss(in_it)}: "
+            f"{where}, {_mmss(left, up=True)} left in the hour.{behind}")
+    html_text = (f"<div style='font-family:monospace'>&#9201; <b>{_mmss(t)}</b> in &middot; "
+                 f"block {i + 1}/4 <b>{html.escape(b.title)}</b>: {where} &middot; "
+                 f"{_mmss(left, up=True)} left in the hour{html.escape(behind)}{_bar_html(t)}"
+                 "</div>")
+    return text, html_text, block_left

@@ -29,13 +29,22 @@ ROWS = (
     ("DINO (04)", "none", "yes, an EMA teacher", "on the teacher",
      "centring and sharpening the teacher", "needs both: either alone collapses"),
 )
-TABLE = "\n".join("| " + " | ".join(row) + " |"
-                  for row in (HEADER, ("---",) * len(HEADER), *ROWS))
 
 
-def with_method_map(text: str) -> str:
+def table(written: set[str] | None = None) -> str:
+    """The map as markdown; a method whose drills are not in `written` (drill numbers such as
+    "05") is marked planned, so no learner looks for a drill that does not exist yet."""
+    rows = []
+    for row in ROWS:
+        numbers = set(row[0].split("(")[1].rstrip(")").split(", "))
+        name = row[0] if written is None or numbers & written else row[0][:-1] + ", planned)"
+        rows.append((name, *row[1:]))
+    return "\n".join("| " + " | ".join(r) + " |" for r in (HEADER, ("---",) * len(HEADER), *rows))
+
+
+def with_method_map(text: str, written: set[str] | None = None) -> str:
     """`text` with the table between the markers regenerated (unchanged without them)."""
     start, stop = text.find(BEGIN), text.find(END)
     if start < 0 or stop < start:
         return text
-    return text[: start + len(BEGIN)] + "\n" + TABLE + "\n" + text[stop:]
+    return text[: start + len(BEGIN)] + "\n" + table(written) + "\n" + text[stop:]

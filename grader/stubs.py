@@ -88,13 +88,15 @@ def make_stub(nb):
     return stub
 
 
-def apply_template(nb, notebook: str, *, where: str = "") -> list[str]:
+def apply_template(nb, notebook: str, *, where: str = "", written: set[str] | None = None
+                   ) -> list[str]:
     """Give the badge, set-up and solution-link cells of `nb` their template sources, and its
     method-map block (grader/method_map.py) its table, in place.
 
     `notebook` is the file name (the badge links to it). A missing cell is inserted where the
     drill format puts it: after the first cell (title and paper), badge first; the solution link
-    last. Returns the tags whose cells changed.
+    last. `written`: the drill numbers that exist (the method map marks the others planned).
+    Returns the tags whose cells changed.
     """
     from nbformat.v4 import new_code_cell, new_markdown_cell
 
@@ -106,8 +108,8 @@ def apply_template(nb, notebook: str, *, where: str = "") -> list[str]:
              SOLUTION_TAG: ("markdown", new_markdown_cell)}
     changed = []
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and with_method_map(cell.source) != cell.source:
-            cell.source = with_method_map(cell.source)
+        if cell.cell_type == "markdown" and with_method_map(cell.source, written) != cell.source:
+            cell.source = with_method_map(cell.source, written)
             changed.append("method map")
     for tag in (BADGE_TAG, SETUP_TAG, SOLUTION_TAG):
         kind, new_cell = kinds[tag]
@@ -179,7 +181,8 @@ def sync(solutions: Path, notebooks: Path, *, check: bool = False) -> list[str]:
         nb = nbformat.reads(original, as_version=4)
         titles[path.name] = _title(nb, path.stem)
         drills[path.stem] = dict(nb.metadata.get("contrastive_drills", {}))
-        changed = apply_template(nb, path.name, where=str(path))
+        written = {p.name[:2] for p in Path(solutions).glob("*.ipynb")}  # drill numbers
+        changed = apply_template(nb, path.name, where=str(path), written=written)
         if changed:
             drifted.append(f"{path.name} (the solution's {' and '.join(changed)} cell)")
             if not check:

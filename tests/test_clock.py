@@ -366,3 +366,22 @@ def test_in_a_kernel_the_status_shows_for_a_person_not_for_nbval_and_survives_re
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_the_status_follows_the_marks_not_the_plan(tmp_path):
+    now = FakeTime()
+    clock = gc.Clock("01_nt_xent", tmp_path, now=now)
+    now.t = T0 + 2 * 60
+    clock.mark("explain")  # early: the plan still says "read"
+    assert clock.status().block == "explain" and "Block 2/4" in str(clock.status())
+    now.t = T0 + 15 * 60 + 23  # every check passing at 15:23: the learner is sanity-checking
+    clock.mark("implement")
+    clock.record(report(passed=16))
+    status = clock.status()
+    assert status.block == "sanity-check", str(status)
+    assert "Block 4/4" in str(status) and "explain" not in str(status)
+    (tmp_path / "late").mkdir()
+    late = gc.Clock("04_dino", tmp_path / "late", now=now)
+    now.t += 30 * 60  # marked, but late: the line says where the plan is by now
+    late.mark("explain")
+    assert "The plan is at block 3/4, implement" in str(late.status()), str(late.status())

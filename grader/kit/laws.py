@@ -160,7 +160,7 @@ def finite_at_extreme(checks, title, *, diagnosis, hint, call, where, seeds, not
             value.backward()
             if b.grad is not None and not torch.isfinite(b.grad).all():
                 raise Fail(f"the gradient has NaN or inf at {where}")
-        return f"loss = {value.item():.4f}"
+        return f"loss = {round(value.item(), 4) + 0.0:.4f}"  # a loss of -0.0 reads 0.0000
 
     return finite_at_extreme_check
 
