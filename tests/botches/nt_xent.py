@@ -154,6 +154,93 @@ CATALOGUE = [
     Botch("returns a Python float", G, returns_python_float, "left torch"),
 ]
 
+
+# -- info_nce_loss (the stretch) ---------------------------------------------------------------
+
+
+def _unit(*ts):
+    return [F.normalize(t, dim=1) for t in ts]
+
+
+def _first(n, device=None):
+    return torch.zeros(n, dtype=torch.long, device=device)
+
+
+def negatives_not_normalized(query, positive_key, negative_keys, temperature=0.1):
+    q, k = _unit(query, positive_key)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ negative_keys.T], 1) / temperature
+    return F.cross_entropy(logits, _first(len(q)))
+
+
+def keys_not_normalized(query, positive_key, negative_keys, temperature=0.1):
+    (q,) = _unit(query)
+    logits = torch.cat([(q * positive_key).sum(1, keepdim=True), q @ negative_keys.T], 1)
+    return F.cross_entropy(logits / temperature, _first(len(q)))
+
+
+def target_is_row_number(query, positive_key, negative_keys, temperature=0.1):
+    q, k, n = _unit(query, positive_key, negative_keys)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ n.T], 1) / temperature
+    return F.cross_entropy(logits, torch.arange(len(q)))
+
+
+def info_nce_temperature_multiplied(query, positive_key, negative_keys, temperature=0.1):
+    q, k, n = _unit(query, positive_key, negative_keys)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ n.T], 1) * temperature
+    return F.cross_entropy(logits, _first(len(q)))
+
+
+def info_nce_summed(query, positive_key, negative_keys, temperature=0.1):
+    q, k, n = _unit(query, positive_key, negative_keys)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ n.T], 1) / temperature
+    return F.cross_entropy(logits, _first(len(q)), reduction="sum")
+
+
+def negatives_detached(query, positive_key, negative_keys, temperature=0.1):
+    q, k, n = _unit(query, positive_key, negative_keys.detach())
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ n.T], 1) / temperature
+    return F.cross_entropy(logits, _first(len(q)))
+
+
+def info_nce_naive_exp(query, positive_key, negative_keys, temperature=0.1):
+    q, k, n = _unit(query, positive_key, negative_keys)
+    positive = torch.exp((q * k).sum(1) / temperature)
+    negatives = torch.exp(q @ n.T / temperature).sum(1)
+    return -torch.log(positive / (positive + negatives)).mean()
+
+
+def positive_among_negatives(query, positive_key, negative_keys, temperature=0.1):
+    q, k, n = _unit(query, positive_key, negative_keys)
+    positive = (q * k).sum(1, keepdim=True)
+    logits = torch.cat([positive, positive, q @ n.T], 1) / temperature
+    return F.cross_entropy(logits, _first(len(q)))
+
+
+def other_keys_as_negatives(query, positive_key, negative_keys, temperature=0.1):
+    # Reads the negatives as "the batch's other keys, plus negative_keys", SimCLR-style.
+    q, k, n = _unit(query, positive_key, negative_keys)
+    logits = q @ torch.cat([k, n]).T / temperature
+    return F.cross_entropy(logits, torch.arange(len(q)))
+
+
+I = "info_nce_loss"
+CATALOGUE += [
+    Botch("negatives not normalized", I, negatives_not_normalized,
+          "the negative keys are not l2-normalised"),
+    Botch("keys and negatives not normalized", I, keys_not_normalized,
+          "the positive keys and the negative keys are not l2-normalised"),
+    Botch("target is the row number", I, target_is_row_number, "the target is not the positive"),
+    Botch("temperature multiplied (InfoNCE)", I, info_nce_temperature_multiplied,
+          "multiplied by the temperature"),
+    Botch("sum over queries", I, info_nce_summed, "summed instead of averaged"),
+    Botch("negatives detached", I, negatives_detached, "negative_keys is detached"),
+    Botch("naive exp overflows (InfoNCE)", I, info_nce_naive_exp, "overflows"),
+    Botch("positive counted among the negatives", I, positive_among_negatives,
+          "positive is counted twice"),
+    Botch("the other queries' keys as negatives", I, other_keys_as_negatives,
+          "other queries' positive keys"),
+]
+
 # The learner's path (tests/test_notebooks.py): this text is pasted into the stub's cell, as a
 # learner would type it, and the grader cell must name the mistake.
 LEARNER_PATH = {

@@ -10,9 +10,12 @@ gives one diagnosis however many checks it fails. The property laws every loss o
 out, inputs unchanged, invariances, finite at tau = 0.01, float64, N = 1, known answers) are
 registered from grader/kit/laws.py; the modules here hold the checks that tell NT-Xent apart.
 
-The checks live in two modules, `loss` (closed forms, the positive, the temperature,
-invariances) and `numerics` (gradients, stability, float64, N = 1, known answers), imported in
-that order, which is the order the checks register and are reported in.
+The stretch, `info_nce_loss(query, positive_key, negative_keys, temperature=0.1)`, has its
+checklist in `info_nce`.
+
+The checks of `nt_xent_loss` live in two modules, `loss` (closed forms, the positive, the
+temperature, invariances) and `numerics` (gradients, stability, float64, N = 1, known answers),
+imported in that order, which is the order the checks register and are reported in.
 """
 
-from . import loss, numerics  # noqa: F401, I001  (the order sets the registration order)
+from . import loss, numerics, info_nce  # noqa: F401, I001  (the order sets the registration order)

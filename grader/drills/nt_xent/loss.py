@@ -90,7 +90,7 @@ def masks_self(fn):
             "or the temperature is off (the checks below narrow it down)",
             conclusive=False,
         )
-    return f"{value:.2e} for identical views"
+    return f"{value + 0.0:.2e} for identical views"  # + 0.0: a loss of -0.0 reads 0
 
 
 def _perfect(n, tau):
@@ -114,7 +114,7 @@ def perfect_pairs(fn):
     value = _loss(fn, z, z.clone(), tau).item()
     expected = _perfect(n, tau)
     if _close(value, expected, rel=1e-3, abs_=1e-4):
-        return f"{value:.2e}"
+        return f"{value + 0.0:.2e}"  # + 0.0: a loss of -0.0 reads 0
     raise fail_naming(f"z1 = z2 = orthonormal rows at tau={tau} gave {value:.4g}",
                       _perfect_pairs_mistake(value, n, tau), hints=M.HINTS,
                       measured=f"{value:.4g}", expected=f"{expected:.2e}")
