@@ -3,48 +3,34 @@ solution, passes every check quickly, and pasted into the stub it runs the demo 
 bar (SimCLR's h beats raw pixels and a random encoder at 5 labels per digit)."""
 
 
+from tests.nbtools import SOLUTIONS, read
+
 SOLUTION = "02_simclr"
 # What the demo prints once its claims hold (it asserts them first).
 DEMO_SAYS = r"SimCLR h - .*h wins on"
 
-# A learner's answers, deliberately unlike the solution's: the warp built from a rotation matrix
-# with align_corners=True, torch.where for the dropout, GELU instead of ReLU, log-sum-exp by hand
+# The given top of the augment cell (the primitives, not graded), as the stub shows it: a learner
+# writes below it.
+_MARKER = "# Yours: the random parameters, and the view."
+_GIVEN = next(c.source for c in read(SOLUTIONS / f"{SOLUTION}.ipynb").cells
+              if "def affine_warp(" in c.source).split(_MARKER)[0]
+
+# A learner's answers, deliberately unlike the solution's: the warp's parameters drawn in one
+# block and split, the factor broadcast by indexing, GELU instead of ReLU, log-sum-exp by hand
 # in the loss, both views in one forward pass, scikit-learn for the probe.
 LEARNER = {
-    "augment": '''
-import math
-
-import torch
-import torch.nn.functional as F
-
-
-def _rand(n, generator, like):
-    return torch.rand(n, generator=generator, dtype=like.dtype, device=like.device)
-
+    "augment": _GIVEN + '''
 
 def random_crop(x, generator=None):
     n = x.shape[0]
-    zoom = 0.85 + 0.3 * _rand(n, generator, x)
-    turn = (2 * _rand(n, generator, x) - 1) * math.pi / 15
-    move = ((2 * _rand(2 * n, generator, x) - 1) * 0.12).view(n, 2, 1)
-    rotation = torch.stack([torch.cos(turn), -torch.sin(turn),
-                            torch.sin(turn), torch.cos(turn)], dim=1).view(n, 2, 2)
-    theta = torch.cat([zoom.view(n, 1, 1) * rotation, move], dim=2)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
-    return F.grid_sample(x, grid, mode="bilinear", align_corners=True)
+    draws = uniform(4 * n, -1.0, 1.0, x, generator).view(n, 4)
+    zoom = 1 + 0.15 * draws[:, 0]
+    turn = draws[:, 1] * math.pi / 15
+    return affine_warp(x, zoom, turn, 0.12 * draws[:, 2:])
 
 
 def jitter_contrast(x, generator=None):
-    return x * (0.7 + 0.6 * _rand(x.shape[0], generator, x)).view(-1, 1, 1, 1)
-
-
-def add_noise(x, generator=None, std=0.1):
-    return x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul(std)
-
-
-def drop_pixels(x, generator=None, p=0.2):
-    dropped = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device) < p
-    return torch.where(dropped, torch.zeros_like(x), x)
+    return x * uniform(len(x), 0.7, 1.3, x, generator)[:, None, None, None]
 
 
 def augment(x, generator=None):
