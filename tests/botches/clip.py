@@ -447,7 +447,129 @@ ZERO_SHOT = [
           softmax_over_images, "depends on the other images"),
 ]
 
-CATALOGUE = LOSS + SCALE + ZERO_SHOT
+# -- ensemble_prompts (stretch) ------------------------------------------------------------------
+
+
+def ensemble_not_prenormalised(prompt_emb):
+    return F.normalize(prompt_emb.mean(dim=1), dim=-1)
+
+
+def ensemble_not_renormalised(prompt_emb):
+    return F.normalize(prompt_emb, dim=-1).mean(dim=1)
+
+
+def ensemble_nothing_normalised(prompt_emb):
+    return prompt_emb.mean(dim=1)
+
+
+def ensemble_mean_over_classes(prompt_emb):
+    return F.normalize(F.normalize(prompt_emb, dim=-1).mean(dim=0), dim=-1)
+
+
+def ensemble_normalised_over_templates(prompt_emb):
+    return F.normalize(F.normalize(prompt_emb, dim=1).mean(dim=1), dim=-1)
+
+
+def ensemble_first_template(prompt_emb):
+    return F.normalize(prompt_emb[:, 0], dim=-1)
+
+
+def ensemble_detached(prompt_emb):
+    return F.normalize(F.normalize(prompt_emb.detach(), dim=-1).mean(dim=1), dim=-1)
+
+
+def ensemble_under_no_grad(prompt_emb):
+    with torch.no_grad():
+        return F.normalize(F.normalize(prompt_emb, dim=-1).mean(dim=1), dim=-1)
+
+
+def ensemble_normalised_in_place(prompt_emb):
+    prompt_emb /= prompt_emb.norm(dim=-1, keepdim=True)
+    return F.normalize(prompt_emb.mean(dim=1), dim=-1)
+
+
+ENSEMBLE = [
+    Botch("templates not normalised before averaging", "ensemble_prompts",
+          ensemble_not_prenormalised, "not normalised before averaging"),
+    Botch("mean not normalised again", "ensemble_prompts", ensemble_not_renormalised,
+          "not normalised again"),
+    Botch("nothing normalised", "ensemble_prompts", ensemble_nothing_normalised,
+          "nothing is normalised"),
+    Botch("averaged over the classes", "ensemble_prompts", ensemble_mean_over_classes,
+          "mean runs over the wrong axis"),
+    Botch("normalised over the templates axis", "ensemble_prompts",
+          ensemble_normalised_over_templates, "normalised along the wrong axis"),
+    Botch("first template only", "ensemble_prompts", ensemble_first_template,
+          "only one template"),
+    Botch(".detach() inside", "ensemble_prompts", ensemble_detached, "carry gradients back"),
+    Botch("under torch.no_grad", "ensemble_prompts", ensemble_under_no_grad,
+          "carry gradients back"),
+    Botch("normalised in place", "ensemble_prompts", ensemble_normalised_in_place, "in-place"),
+]
+
+# -- recall_at_k (stretch) -----------------------------------------------------------------------
+
+
+def _others_at_or_above(similarity):
+    match = similarity.diagonal()
+    return (similarity >= match[:, None]).sum(dim=1) - 1
+
+
+def recall_ties_for_the_query(similarity, k=1):
+    match = similarity.diagonal()
+    above = (similarity > match[:, None]).sum(dim=1)
+    return (above < k).float().mean().item()
+
+
+def recall_at_most_k(similarity, k=1):
+    return (_others_at_or_above(similarity) <= k).float().mean().item()
+
+
+def recall_match_counted(similarity, k=1):
+    match = similarity.diagonal()
+    return ((similarity >= match[:, None]).sum(dim=1) < k).float().mean().item()
+
+
+def recall_k_ignored(similarity, k=1):
+    return (_others_at_or_above(similarity) < 1).float().mean().item()
+
+
+def recall_returns_tensor(similarity, k=1):
+    return (_others_at_or_above(similarity) < k).float().mean()
+
+
+def recall_rows_and_columns_swapped(similarity, k=1):
+    by_column = similarity.T
+    match = by_column.diagonal()
+    others = (by_column >= match[:, None]).sum(dim=1) - 1
+    return (others < k).float().mean().item()
+
+
+def recall_over_candidates(similarity, k=1):
+    return (_others_at_or_above(similarity) < k).float().sum().item() / similarity.shape[1]
+
+
+def recall_count(similarity, k=1):
+    return (_others_at_or_above(similarity) < k).float().sum().item()
+
+
+RECALL = [
+    Botch("ties counted for the query", "recall_at_k", recall_ties_for_the_query,
+          "ties with the match is not counted"),
+    Botch("at most k, not fewer than k", "recall_at_k", recall_at_most_k,
+          "exactly k other candidates"),
+    Botch("the match counted among the others", "recall_at_k", recall_match_counted,
+          "match itself is counted"),
+    Botch("k ignored", "recall_at_k", recall_k_ignored, "k is ignored"),
+    Botch("returns a tensor", "recall_at_k", recall_returns_tensor, "a tensor is returned"),
+    Botch("rows and columns swapped", "recall_at_k", recall_rows_and_columns_swapped,
+          "rows and columns are swapped"),
+    Botch("divided by the candidates", "recall_at_k", recall_over_candidates,
+          "number of candidates"),
+    Botch("a count, not a fraction", "recall_at_k", recall_count, "not the fraction"),
+]
+
+CATALOGUE = LOSS + SCALE + ZERO_SHOT + ENSEMBLE + RECALL
 
 # The learner's path (tests/test_notebooks.py): pasted into the stub's clip_loss cell.
 LEARNER_PATH = {

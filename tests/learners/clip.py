@@ -46,6 +46,30 @@ def zero_shot_classify(image_emb, class_text_emb):
     sims = F.cosine_similarity(image_emb[:, None, :], class_text_emb[None, :, :], dim=-1)
     return sims.argmax(dim=1)
 ''',
+    # The stretch names: norms by hand and a sum in place of the mean (the final normalisation
+    # cancels the 1/T); a rank from a sort-free count of the strictly better and the tied.
+    "ensemble_prompts": '''
+import torch
+
+
+def ensemble_prompts(prompt_emb):
+    unit = prompt_emb / torch.linalg.vector_norm(prompt_emb, dim=2, keepdim=True)
+    total = unit.sum(dim=1)
+    return total / torch.linalg.vector_norm(total, dim=1, keepdim=True)
+''',
+    "recall_at_k": '''
+import torch
+
+
+def recall_at_k(similarity, k=1):
+    n_queries = similarity.shape[0]
+    own = similarity[torch.arange(n_queries), torch.arange(n_queries)].unsqueeze(1)
+    better = (similarity > own).sum(dim=1)
+    tied = (similarity == own).sum(dim=1) - 1
+    found = ((better + tied) < k).sum().item()
+    return found / n_queries
+''',
 }
 DEFINES = {"clip_loss": "def clip_loss", "LogitScale": "class LogitScale",
-           "zero_shot_classify": "def zero_shot_classify"}
+           "zero_shot_classify": "def zero_shot_classify",
+           "ensemble_prompts": "def ensemble_prompts", "recall_at_k": "def recall_at_k"}

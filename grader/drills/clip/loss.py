@@ -127,7 +127,8 @@ def loss_perfect_pairs(fn):
     value = scalar(out).item()
     expected = _perfect(s, n)
     if value <= 1e-4:
-        return f"{value:.2e}"
+        # Rounding can leave a correct loss a hair below 0: a zero reads 0, never -0.00e+00.
+        return f"{value if abs(value) >= 1e-7 else 0.0:.2e}"
     mistake = which_mistake(value, _perfect_pair_signatures(s, n), rel=1e-3)
     if mistake is None and value > 0 and _wrong_targets({s: value}, n):
         mistake = NOT_DIAGONAL  # k of the 2N rows and columns on target: log(e^s + N-1) - ks/2N
