@@ -42,8 +42,20 @@ def table(written: set[str] | None = None) -> str:
     return "\n".join("| " + " | ".join(r) + " |" for r in (HEADER, ("---",) * len(HEADER), *rows))
 
 
+def written_drills(solutions=None) -> set[str] | None:
+    """The drill numbers with a solution notebook ("01", ...), by default in this checkout's
+    solutions/ folder; None where there is none (an installed package)."""
+    from pathlib import Path
+
+    folder = Path(solutions) if solutions else Path(__file__).resolve().parents[1] / "solutions"
+    found = {p.name[:2] for p in folder.glob("*.ipynb")}
+    return found or None
+
+
 def with_method_map(text: str, written: set[str] | None = None) -> str:
-    """`text` with the table between the markers regenerated (unchanged without them)."""
+    """`text` with the table between the markers regenerated (unchanged without them);
+    `written` defaults to written_drills()."""
+    written = written_drills() if written is None else written
     start, stop = text.find(BEGIN), text.find(END)
     if start < 0 or stop < start:
         return text

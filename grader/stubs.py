@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .method_map import written_drills
+
 BEGIN = re.compile(r"^(\s*)(?:#|<!--)\s*BEGIN SOLUTION(?::\s*(.*?))?\s*(?:-->)?\s*$")
 END = re.compile(r"^\s*(?:#|<!--)\s*END SOLUTION\s*(?:-->)?\s*$")
 DEF = re.compile(r"^\s*(?:def|class)\s+(\w+)")
@@ -181,10 +183,13 @@ def sync(solutions: Path, notebooks: Path, *, check: bool = False) -> list[str]:
         nb = nbformat.reads(original, as_version=4)
         titles[path.name] = _title(nb, path.stem)
         drills[path.stem] = dict(nb.metadata.get("contrastive_drills", {}))
-        written = {p.name[:2] for p in Path(solutions).glob("*.ipynb")}  # drill numbers
-        changed = apply_template(nb, path.name, where=str(path), written=written)
+        changed = apply_template(nb, path.name, where=str(path),
+                                 written=written_drills(solutions))
         if changed:
-            drifted.append(f"{path.name} (the solution's {' and '.join(changed)} cell)")
+            which = " and ".join([", ".join(changed[:-1]), changed[-1]] if len(changed) > 1
+                                 else changed)
+            cells = "cells" if len(changed) > 1 else "cell"
+            drifted.append(f"{path.name} (the solution's {which} {cells})")
             if not check:
                 _rewrite_solution(path, original, nb)
         text = nbformat.writes(make_stub(nb)) + "\n"

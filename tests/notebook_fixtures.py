@@ -1,7 +1,8 @@
 """Small drill-01 notebooks for testing `python -m grader grade`, built with nbformat.
 
-The complete one takes its `nt_xent_loss` from the solution notebook's `graded` cell (the single
-source of truth); the others are variations of it. To look at them, or grade them by hand:
+The complete one takes `nt_xent_loss` and the stretch `info_nce_loss` from the solution
+notebook's `graded` cells (the single source of truth); the others are variations of it. To
+look at them, or grade them by hand:
 
     .venv/bin/python -m tests.notebook_fixtures /tmp/fixtures
     .venv/bin/python -m grader grade /tmp/fixtures/*.ipynb --timeout 10
@@ -39,9 +40,9 @@ def nt_xent_loss(z1, z2, temperature=0.5):
 
 def reference_source() -> str:
     nb = read(SOLUTION)
-    cells = graded_cells(nb)
-    assert len(cells) == 1, f"{SOLUTION.name}: expected one `graded` cell, found {len(cells)}"
-    return nb.cells[cells[0]].source
+    cells = graded_cells(nb)  # nt_xent_loss, then the stretch info_nce_loss
+    assert cells, f"{SOLUTION.name}: no `graded` cell"
+    return "\n\n\n".join(nb.cells[i].source for i in cells)
 
 
 def _notebook(*cells) -> nbformat.NotebookNode:

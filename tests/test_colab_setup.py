@@ -58,6 +58,8 @@ def old_solution(badge="[![Open In Colab](old.svg)](https://example.org/old)",
                       metadata={"tags": ["graded"]}, execution_count=1),
         new_code_cell("f(21)", execution_count=2, outputs=[
             new_output("execute_result", data={"text/plain": "42"}, execution_count=2)]),
+        new_markdown_cell("The solution: [old](https://example.org/old)",
+                          metadata={"tags": ["solution-link"]}),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
@@ -76,13 +78,13 @@ def test_stubs_check_reports_a_solution_whose_badge_or_setup_differs(tmp_path):
     path, solutions, notebooks = folders(tmp_path, old_solution())
     before = path.read_bytes()
     drifted = sync(solutions, notebooks, check=True)
-    assert f"{NAME} (the solution's colab-badge and setup cell)" in drifted
+    assert f"{NAME} (the solution's colab-badge, setup and solution-link cells)" in drifted
     assert path.read_bytes() == before and not notebooks.exists()
     assert main(["stubs", "--check", "--solutions", str(solutions),
                  "--notebooks", str(notebooks)]) == 1
 
 
-def test_stubs_rewrites_only_the_two_templated_sources_of_a_solution(tmp_path):
+def test_stubs_rewrites_only_the_templated_sources_of_a_solution(tmp_path):
     original = old_solution()
     path, solutions, notebooks = folders(tmp_path, original)
     sync(solutions, notebooks)
@@ -90,6 +92,7 @@ def test_stubs_rewrites_only_the_two_templated_sources_of_a_solution(tmp_path):
     expected = nbformat.reads(nbformat.writes(original), as_version=4)
     expected.cells[1].source = _project.badge_source(NAME)
     expected.cells[2].source = _project.setup_source()
+    expected.cells[5].source = _project.solution_link_source(NAME)
     assert path.read_text() == nbformat.writes(expected) + "\n"  # every other byte as it was
     stub = read(notebooks / NAME)
     assert stub.cells[1].source == _project.badge_source(NAME)
@@ -102,7 +105,7 @@ def test_a_solution_without_the_cells_gets_them_after_its_title(tmp_path):
     nb = old_solution()
     del nb.cells[1:3]
     changed = apply_template(nb, NAME)
-    assert changed == ["colab-badge", "setup"]
+    assert changed == ["colab-badge", "setup", "solution-link"]  # the link's source was old
     assert [c.metadata.get("tags") for c in nb.cells[:3]] == [None, ["colab-badge"], ["setup"]]
     assert nb.cells[1].cell_type == "markdown" and nb.cells[2].cell_type == "code"
     nbformat.validate(nb)
@@ -151,7 +154,7 @@ def test_a_readme_without_the_markers_is_left_alone(tmp_path):
 def test_every_solution_carries_the_templated_badge_and_setup_cells(path):
     nb = read(path)
     assert apply_template(nb, path.name, where=path.name) == [], (
-        f"{path.name}: run `python -m grader stubs` to refresh its badge and set-up cells")
+        f"{path.name}: run `python -m grader stubs` to refresh its templated cells")
 
 
 # -- the set-up cell in a fresh environment ----------------------------------------------------
