@@ -212,6 +212,18 @@ def off_stored(value: float, stored: float) -> bool:
     return abs(value - stored) > 1e-8 * max(1.0, abs(stored))
 
 
+def check_stored(loss, stored: float, where: str) -> None:
+    """Raise when the loss of a stored float64 case misses its answer. A float32 loss is that
+    mistake (FLOAT32); any other wrong value only says that something is wrong, which the
+    closed-form checks before the known answers pin down (conclusive=False)."""
+    if off_stored(loss.item(), stored):
+        low = loss.dtype == torch.float32
+        raise Fail(f"{where}: the loss is {loss.item():.8f}, the stored answer {stored:.8f}"
+                   + (" (and float64 inputs gave a float32 loss)" if low else ""),
+                   measured=f"{loss.item():.8f}", expected=f"{stored:.8f}",
+                   diagnosis=K.FLOAT32 if low else None, conclusive=low)
+
+
 def known_answers(checks, *, cases, build, loss, check_value, where, missing_mistake, hint,
                   diagnosis=K.KNOWN_ANSWERS_DIFFER):
     """Stored inputs and outputs (grader/data): the value and each gradient must match.

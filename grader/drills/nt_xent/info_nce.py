@@ -22,7 +22,7 @@ from ...inputs import close as _close
 from ...inputs import randn as _randn
 from ...kit import laws
 from ...kit.lookup import fail_naming, which_mistake
-from ...kit.mistakes import FLOAT32, GRAPH_CUT, IN_PLACE
+from ...kit.mistakes import GRAPH_CUT, IN_PLACE
 from ...sandbox import Fail, scalar
 from ._common import call
 
@@ -219,14 +219,8 @@ laws.keeps_float64(checks, expected=math.log(7), wrong_value=_float64_wrong, los
 
 
 def _stored_value(case, loss):
-    if laws.off_stored(loss.item(), case["loss"]):
-        low = loss.dtype == torch.float32
-        raise Fail(
-            f"N={len(case['query'])}, M={len(case['negative_keys'])}, "
-            f"tau={case['temperature']}: the loss is {loss.item():.8f}, the stored answer "
-            f"{case['loss']:.8f}" + (" (and float64 inputs gave a float32 loss)" if low else ""),
-            measured=f"{loss.item():.8f}", expected=f"{case['loss']:.8f}",
-            diagnosis=FLOAT32 if low else None, conclusive=low)
+    laws.check_stored(loss, case["loss"], f"N={len(case['query'])}, "
+                      f"M={len(case['negative_keys'])}, tau={case['temperature']}")
 
 
 def _stored_case(case):

@@ -10,7 +10,7 @@ from ...data import load_cases
 from ...inputs import randn as _randn
 from ...kit import laws
 from ...kit.lookup import fail_naming, which_mistake
-from ...kit.mistakes import FLOAT32, GRAPH_CUT
+from ...kit.mistakes import GRAPH_CUT
 from ...sandbox import Fail
 from . import _mistakes as M
 from ._common import call, checks
@@ -84,19 +84,8 @@ laws.single_pair(
 
 
 def _stored_value(case, loss):
-    if laws.off_stored(loss.item(), case["loss"]):
-        # float64 cases: a float32 loss is that mistake; any other wrong value only says that
-        # something is wrong, which the checks above pin down.
-        low = loss.dtype == torch.float32
-        raise Fail(
-            f"N={len(case['z1'])}, D={len(case['z1'][0])}, tau={case['temperature']}: the loss "
-            f"is {loss.item():.8f}, the stored answer {case['loss']:.8f}"
-            + (" (and float64 inputs gave a float32 loss)" if low else ""),
-            measured=f"{loss.item():.8f}",
-            expected=f"{case['loss']:.8f}",
-            diagnosis=FLOAT32 if low else None,
-            conclusive=low,
-        )
+    laws.check_stored(loss, case["loss"], f"N={len(case['z1'])}, D={len(case['z1'][0])}, "
+                      f"tau={case['temperature']}")
 
 
 def _stored_case(case):
