@@ -1,0 +1,3 @@
+"""What the drill-05 check modules share: the drill's name."""
+
+DRILL = "05_moco"
