@@ -5,7 +5,7 @@ solution, passes every check, and pasted into the stub runs the demo and clears 
 
 SOLUTION = "04_dino"
 # What the demo prints once its claims hold (it asserts them first).
-DEMO_SAYS = r"asserted: full DINO beats the random encoder"
+DEMO_SAYS = r"asserted: DINO.s teacher beats its random initialisation"
 
 # Correct answers unlike the solution's: all pairs at once with einsum and a mask, a running sum
 # and torch.lerp for the center, Tensor.lerp_ over named parameters for the teacher.
