@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.botches import clip, dino, moco, nt_xent, simclr
+from tests.botches import byol_simsiam, clip, dino, moco, nt_xent, simclr
 from tests.nbtools import SOLUTIONS, read
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -91,6 +91,14 @@ CASES = [
      'assert end["correct"]["entropy"] < 0.3 and end["correct"]["entropy_of_mean"] > 0.5, end'),
     ("05_moco.ipynb", "moco_loss", _botch(moco.CATALOGUE, "temperature on the queue only"),
      "assert moco.min() - random_probe >= 0.04, (moco, random_probe)"),
+    ("06_byol_simsiam.ipynb", "simsiam_loss",
+     [b for b in byol_simsiam.CATALOGUE if b.graded_name == "simsiam_loss"
+      and b.name == "no stop-gradient"][0].obj,
+     "assert min(spread(k).min() for k in healthy) >= 0.5, final"),
+    ("06_byol_simsiam.ipynb", "byol_loss",
+     [b for b in byol_simsiam.CATALOGUE if b.graded_name == "byol_loss"
+      and b.name == "no stop-gradient"][0].obj,
+     "assert min(spread(k).min() for k in healthy) >= 0.5, final"),
 ]
 
 
