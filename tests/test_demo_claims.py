@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.botches import byol_simsiam, clip, dino, moco, nt_xent, simclr
+from tests.botches import barlow_vicreg, byol_simsiam, clip, dino, moco, nt_xent, simclr
 from tests.nbtools import SOLUTIONS, read
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -99,6 +99,12 @@ CASES = [
      [b for b in byol_simsiam.CATALOGUE if b.graded_name == "byol_loss"
       and b.name == "no stop-gradient"][0].obj,
      "assert min(spread(k).min() for k in healthy) >= 0.5, final"),
+    ("07_barlow_vicreg.ipynb", "vicreg_loss",
+     _botch(barlow_vicreg.CATALOGUE, "coefficients ignored"),
+     'assert spread("VICReg, no variance").max() <= 0.05, final'),
+    ("07_barlow_vicreg.ipynb", "barlow_twins_loss",
+     _botch(barlow_vicreg.CATALOGUE, "lambda hard-coded"),
+     "assert all(off[a] - off[b] >= 0.05 for a, b in zip(LAMBDAS, LAMBDAS[1:])), off"),
 ]
 
 
