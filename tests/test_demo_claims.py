@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.botches import barlow_vicreg, byol_simsiam, clip, dino, moco, nt_xent, simclr
+from tests.botches import barlow_vicreg, byol_simsiam, clip, dino, moco, nt_xent, siglip, simclr
 from tests.nbtools import SOLUTIONS, read
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -105,6 +105,12 @@ CASES = [
     ("07_barlow_vicreg.ipynb", "barlow_twins_loss",
      _botch(barlow_vicreg.CATALOGUE, "lambda hard-coded"),
      "assert all(off[a] - off[b] >= 0.05 for a, b in zip(LAMBDAS, LAMBDAS[1:])), off"),
+    ("08_siglip.ipynb", "siglip_loss", _botch(siglip.CATALOGUE, "labels 0 and 1"),
+     "assert (acc >= 0.7).all(), acc"),
+    ("08_siglip.ipynb", "siglip_loss", _botch(siglip.CATALOGUE, "sign flipped"),
+     "assert (acc >= 0.7).all(), acc"),
+    ("08_siglip.ipynb", "siglip_loss", _botch(siglip.CATALOGUE, "no bias"),
+     "assert (cost > 0.02).all() and cost.mean() > 0.05, cost"),
 ]
 
 
