@@ -11,7 +11,17 @@ import os
 
 import pytest
 
-from tests.botches import barlow_vicreg, byol_simsiam, clip, dino, moco, nt_xent, siglip, simclr
+from tests.botches import (
+    barlow_vicreg,
+    byol_simsiam,
+    clip,
+    dino,
+    moco,
+    nt_xent,
+    scale,
+    siglip,
+    simclr,
+)
 from tests.nbtools import SOLUTIONS, read
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -55,6 +65,12 @@ def run_demo(solution, swap, claim):
             namespace.update({n: obj for n, obj in swap.items() if n in namespace})
     raise AssertionError(f"no cell of {solution} contains {claim!r}")
 
+
+# Drill 09's two claims: how the peak memory grows with N, and the multi-process equality.
+_GROWTH = ("assert 3.5 < growth_full < 4.5 and 1.5 < growth_chunked < 2.5, "
+           "(growth_full, growth_chunked)")
+_GAPS = ("assert all(loss_gap < 1e-12 and grad_gap < 1e-12 for loss_gap, grad_gap in "
+         "worst.values()), worst")
 
 CASES = [
     ("01_nt_xent.ipynb", "nt_xent_loss", _botch(nt_xent.CATALOGUE, "wrong partner index"),
@@ -111,6 +127,13 @@ CASES = [
      "assert (acc >= 0.7).all(), acc"),
     ("08_siglip.ipynb", "siglip_loss", _botch(siglip.CATALOGUE, "no bias"),
      "assert (cost > 0.02).all() and cost.mean() > 0.05, cost"),
+    ("09_scale.ipynb", "chunked_nt_xent_loss",
+     _botch(scale.CATALOGUE, "autograd through the chunks"), _GROWTH),
+    ("09_scale.ipynb", "chunked_nt_xent_loss", _botch(scale.CATALOGUE, "full matrix"), _GROWTH),
+    ("09_scale.ipynb", "gather_with_grad", _botch(scale.CATALOGUE, "own slot replaced"), _GAPS),
+    ("09_scale.ipynb", "gather_with_grad", _botch(scale.CATALOGUE, "gradient averaged"), _GAPS),
+    ("09_scale.ipynb", "distributed_clip_loss", _botch(scale.CATALOGUE, "labels not offset"),
+     _GAPS),
 ]
 
 
