@@ -301,6 +301,9 @@ def _changed_in_place(tensors, lists) -> str:
     return ""
 
 
+IN_PLACE_HINT = "build new tensors from the inputs instead of writing into them"
+
+
 def call(fn, *args, **kwargs):
     """Call learner code on copies-checked inputs; turn whatever goes wrong into a Fail.
 
@@ -343,7 +346,7 @@ def call(fn, *args, **kwargs):
             changed,
             diagnosis="an in-place operation modified the caller's tensor "
             "(for example `z /= z.norm(...)`, `.div_()`, `.fill_diagonal_()` on an input)",
-            hint="build new tensors from the inputs instead of writing into them",
+            hint=IN_PLACE_HINT,
         )
     return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..sandbox import Fail, call
+from ..sandbox import IN_PLACE_HINT, Fail, call, scalar
 
 FLOAT32 = (
     "the computation drops to float32 somewhere (a .float(), or a float32 tensor made inside "
@@ -53,7 +53,7 @@ IN_PLACE = _sandbox_in_place_diagnosis()
 IN_PLACE_ON_LEAF = "is being used in an in-place operation"
 
 
-def call_naming_in_place(fn, *args, hint, **kwargs):
+def call_naming_in_place(fn, *args, hint=IN_PLACE_HINT, **kwargs):
     """`sandbox.call`, except that autograd's crash on an in-place write into an input that
     requires grad is named as the mistake it is (IN_PLACE, with `hint`), not as "it crashed"."""
     try:
@@ -62,3 +62,8 @@ def call_naming_in_place(fn, *args, hint, **kwargs):
         if f.crashed and IN_PLACE_ON_LEAF in f.message:
             raise Fail(f.message, diagnosis=IN_PLACE, hint=hint) from None
         raise
+
+
+def loss_of(fn, *args, **kwargs):
+    """The learner's loss as a finite 0-d tensor, through call_naming_in_place."""
+    return scalar(call_naming_in_place(fn, *args, **kwargs))

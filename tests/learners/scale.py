@@ -1,6 +1,9 @@
 """Drill 09 from the learner's side: a learner's own correct code, written differently from the
 solution, passes every check, and pasted into the stub runs the demo and clears its bars."""
 
+from tests.learners.clip import LEARNER as _CLIP
+from tests.learners.moco import LEARNER as _MOCO
+
 SOLUTION = "09_scale"
 GRADED = ["chunked_nt_xent_loss", "gather_with_grad", "distributed_clip_loss"]
 # What the demo prints once its claims hold (it asserts them first).
@@ -9,8 +12,7 @@ DEMO_SAYS = r"asserted: 2 and 4 gloo processes give one process's loss and gradi
 # Correct answers unlike the solution's: the chunked loss through activation checkpointing
 # (each chunk's row losses recomputed by torch.utils.checkpoint in the backward pass) instead of
 # a hand-written backward; the gather through all_gather_into_tensor and a narrow() of the
-# all-reduced gradient; the distributed loss through log_softmax and gather(); the pasted
-# helpers from drills 01 and 03 written another way too.
+# all-reduced gradient; the distributed loss through log_softmax and gather().
 LEARNER = {
     "chunked_nt_xent_loss": '''
 import torch
@@ -80,30 +82,9 @@ def distributed_clip_loss(image_emb, text_emb, logit_scale):
     picked = i2t.gather(1, cols[:, None]) + t2i.gather(1, cols[:, None])
     return -picked.mean() / 2
 ''',
-    "nt_xent_loss": '''
-import torch
-import torch.nn.functional as F
-
-
-def nt_xent_loss(z1, z2, temperature=0.5):
-    z = F.normalize(torch.cat([z1, z2]), dim=-1)
-    sim = z @ z.t() / temperature
-    sim = sim - torch.diag(torch.full((len(z),), float("inf"), dtype=z.dtype, device=z.device))
-    n = len(z1)
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-    return F.cross_entropy(sim, target)
-''',
-    "clip_loss": '''
-import torch
-import torch.nn.functional as F
-
-
-def clip_loss(image_emb, text_emb, logit_scale):
-    sims = logit_scale * torch.einsum("id,td->it", F.normalize(image_emb, dim=-1),
-                                      F.normalize(text_emb, dim=-1))
-    diag = torch.arange(sims.shape[0], device=sims.device)
-    return 0.5 * F.cross_entropy(sims, diag) + 0.5 * F.cross_entropy(sims.t(), diag)
-''',
+    # The helpers pasted from drills 01 and 03, as those drills' learners write them.
+    "nt_xent_loss": _MOCO["nt_xent_loss"],
+    "clip_loss": _CLIP["clip_loss"],
 }
 DEFINES = {"chunked_nt_xent_loss": "def chunked_nt_xent_loss",
            "gather_with_grad": "def gather_with_grad",

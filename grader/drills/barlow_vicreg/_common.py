@@ -7,7 +7,9 @@ import torch
 
 from ...data import load_cases
 from ...kit import laws
-from ...kit.mistakes import FLOAT32, FLOAT32_HINT, GRAPH_CUT, call_naming_in_place
+from ...kit.mistakes import FLOAT32, FLOAT32_HINT, GRAPH_CUT
+from ...kit.mistakes import call_naming_in_place as call
+from ...kit.mistakes import loss_of as value_of
 from ...sandbox import Fail, scalar
 
 DRILL = "07_barlow_vicreg"
@@ -18,16 +20,6 @@ VIEW_DETACHED = ("a view is detached: neither Barlow Twins nor VICReg has a stop
                  "views must receive a gradient")
 NO_EPS = ("the variance has no epsilon under the square root: a dimension that is constant over "
           "the batch (variance 0) divides by zero")
-
-
-def call(fn, *args, **kwargs):
-    """`sandbox.call`, naming autograd's crash on an in-place write into an input as that."""
-    return call_naming_in_place(
-        fn, *args, hint="build new tensors from the inputs instead of writing into them", **kwargs)
-
-
-def value_of(fn, *args, **kwargs):
-    return scalar(call(fn, *args, **kwargs))
 
 
 def finite_value_of(fn, *args, where, **kwargs):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from ...kit.mistakes import call_naming_in_place
-from ...sandbox import scalar
+from ...kit.mistakes import call_naming_in_place as call  # noqa: F401  (the drill's modules use it)
+from ...kit.mistakes import loss_of as value_of
 
 DRILL = "06_byol_simsiam"
 
@@ -14,16 +14,6 @@ TARGET_GETS_GRADIENT = ("z is not detached: the gradient reaches z, which must s
                         "for this loss")
 NOT_NORMALISED = ("the vectors are not L2-normalised, so the loss compares dot products or "
                   "distances, not directions")
-
-
-def call(fn, *args, **kwargs):
-    """`sandbox.call`, naming autograd's crash on an in-place write into an input as that."""
-    return call_naming_in_place(
-        fn, *args, hint="build new tensors from the inputs instead of writing into them", **kwargs)
-
-
-def value_of(fn, *args):
-    return scalar(call(fn, *args))
 
 
 def changed_by_rescaling(fn, args, names):

@@ -19,7 +19,8 @@ from ...inputs import close as _close
 from ...inputs import randn as _randn
 from ...kit import laws
 from ...kit.lookup import fail_naming, which_mistake
-from ...kit.mistakes import GRAPH_CUT, IN_PLACE, SINGLE_PAIR_BREAKS, call_naming_in_place
+from ...kit.mistakes import GRAPH_CUT, IN_PLACE, SINGLE_PAIR_BREAKS
+from ...kit.mistakes import call_naming_in_place as call
 from ...sandbox import Fail, scalar
 from ._common import DRILL
 
@@ -78,12 +79,6 @@ def not_normalised(names) -> str:
     said = " and ".join({"q": "the queries", "k": "the keys"}[n] for n in names)
     return (f"{said} {'is' if len(names) == 1 else 'are'} not L2-normalised, so the loss uses "
             "dot products there, not cosine similarity")
-
-
-def call(fn, *args, **kwargs):
-    """`sandbox.call`, naming autograd's crash on an in-place write into an input as that."""
-    return call_naming_in_place(
-        fn, *args, hint="build new tensors from the inputs instead of writing into them", **kwargs)
 
 
 def loss_of(fn, q, k, queue_keys, temperature=0.07):

@@ -3,8 +3,10 @@ the words of the mistakes that more than one of its checks name."""
 
 from __future__ import annotations
 
-from ...kit.mistakes import call_naming_in_place
-from ...sandbox import scalar
+from ...kit.mistakes import call_naming_in_place as call  # noqa: F401  (the drill's modules use it)
+from ...kit.mistakes import loss_of as value_of  # noqa: F401
+from ...sandbox import Fail
+from ._world import RanksDisagree, run_ranks
 
 DRILL = "09_scale"
 
@@ -21,12 +23,17 @@ NOT_REDUCED_HINT = (
 )
 
 
-def call(fn, *args, **kwargs):
-    """`sandbox.call`, naming autograd's crash on an in-place write into an input as that."""
-    return call_naming_in_place(
-        fn, *args, hint="build new tensors from the inputs instead of writing into them",
-        **kwargs)
 
 
-def value_of(fn, *args, **kwargs):
-    return scalar(call(fn, *args, **kwargs))
+
+DISAGREE = ("the ranks do not call the same collectives with tensors of the same shape (a real "
+            "group would hang here)")
+
+
+def on_ranks(world, body, *, named=True):
+    """`run_ranks`, with ranks that disagree on their collectives turned into a Fail: named as
+    that mistake, or (named=False, where an earlier check names it) following from it."""
+    try:
+        return run_ranks(world, body)
+    except RanksDisagree as exc:
+        raise Fail(str(exc), diagnosis=DISAGREE if named else None, conclusive=named) from None

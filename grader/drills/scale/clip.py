@@ -24,8 +24,7 @@ from ...inputs import randn as _randn
 from ...kit.lookup import fail_naming, which_mistake
 from ...kit.mistakes import FLOAT32, GRAPH_CUT
 from ...sandbox import Fail
-from ._common import DRILL, NOT_REDUCED, NOT_REDUCED_HINT, value_of
-from ._world import RanksDisagree, run_ranks
+from ._common import DRILL, NOT_REDUCED, NOT_REDUCED_HINT, on_ranks, value_of
 
 checks = checklist(
     "distributed_clip_loss",
@@ -86,11 +85,7 @@ def _shares(fn, world, image, text, scale, *, backward=False):
             share.backward()
         return share.detach(), [x.grad for x in leaves]
 
-    try:
-        return run_ranks(world, body)
-    except RanksDisagree as exc:
-        raise Fail(str(exc), diagnosis="the ranks do not call the same collectives with "
-                   "tensors of the same shape (a real group would hang here)") from None
+    return on_ranks(world, body)
 
 
 def _perfect(s, n):

@@ -19,8 +19,7 @@ from ...inputs import randn as _randn
 from ...kit.lookup import fail_naming, which_mistake
 from ...kit.mistakes import IN_PLACE
 from ...sandbox import Fail, tensor_out
-from ._common import DRILL, NOT_REDUCED, NOT_REDUCED_HINT, call
-from ._world import RanksDisagree, run_ranks
+from ._common import DRILL, NOT_REDUCED, NOT_REDUCED_HINT, call, on_ranks
 
 checks = checklist("gather_with_grad", drill=DRILL, smoke=lambda fn: fn(torch.ones(2, 3)))
 
@@ -107,11 +106,7 @@ def _run(fn, world, t, upstream, n, backward=True):
             grad = mine.grad
         return out.detach(), grad
 
-    try:
-        return run_ranks(world, body)[0]
-    except RanksDisagree as exc:
-        raise Fail(str(exc), diagnosis="the ranks do not call the same collectives with "
-                   "tensors of the same shape (a real group would hang here)") from None
+    return on_ranks(world, body)[0]
 
 
 @checks.add(
@@ -151,10 +146,7 @@ def gathers_in_rank_order(fn):
     def body(rank):
         return call(fn, t[rank * n:(rank + 1) * n].clone())
 
-    try:
-        outs = run_ranks(world, body)[0]
-    except RanksDisagree as exc:
-        raise Fail(str(exc), conclusive=False) from None
+    outs = on_ranks(world, body, named=False)[0]
     for rank, out in enumerate(outs):
         if isinstance(out, torch.Tensor) and out.shape == (world, n, d):
             raise Fail(f"rank {rank} got shape {tuple(out.shape)}", diagnosis=STACKED,
@@ -187,10 +179,7 @@ def keeps_history(fn):
         mine = t[rank * n:(rank + 1) * n].clone().requires_grad_(True)
         return bool(call(fn, mine).requires_grad)
 
-    try:
-        flags = run_ranks(world, body)[0]
-    except RanksDisagree as exc:
-        raise Fail(str(exc), conclusive=False) from None
+    flags = on_ranks(world, body, named=False)[0]
     if not all(flags):
         raise Fail("the gathered tensor does not require grad although t does",
                    measured="requires_grad=False", expected="requires_grad=True")
